@@ -1,0 +1,192 @@
+public import Logging
+
+/// The whole configuration of one node, built once at start-up and passed down.
+///
+/// Nothing but the configuration loader reads the environment; everything else receives this value.
+public struct ReverbConfiguration: Sendable {
+    public var server: ServerConfiguration
+    public var apps: [Application]
+    public var scaling: ScalingConfiguration
+    /// `log_level`, `REVERB_LOG_LEVEL`; `--debug` means `.debug`. Default `.info`.
+    public var logLevel: Logger.Level
+    /// `restart_file`, `REVERB_RESTART_FILE`: the file `reverb restart` writes and servers watch.
+    public var restartFile: String
+    /// True when no config file and no environment app exist, so the development app is served.
+    public var usesEmbeddedDefault: Bool
+    /// Warnings gathered while loading (unknown keys, development credentials, ...), printed at start.
+    public var warnings: [String]
+
+    public init(
+        server: ServerConfiguration = ServerConfiguration(),
+        apps: [Application] = [.development],
+        scaling: ScalingConfiguration = ScalingConfiguration(),
+        logLevel: Logger.Level = .info,
+        restartFile: String = ReverbConfiguration.defaultRestartFile,
+        usesEmbeddedDefault: Bool = false,
+        warnings: [String] = []
+    ) {
+        self.server = server
+        self.apps = apps
+        self.scaling = scaling
+        self.logLevel = logLevel
+        self.restartFile = restartFile
+        self.usesEmbeddedDefault = usesEmbeddedDefault
+        self.warnings = warnings
+    }
+
+    /// `swift-reverb.restart` in `TMPDIR`, else `/tmp`.
+    public static var defaultRestartFile: String {
+        defaultRestartFile(temporaryDirectory: nil)
+    }
+
+    static func defaultRestartFile(temporaryDirectory: String?) -> String {
+        var directory = temporaryDirectory ?? "/tmp"
+        if directory.isEmpty { directory = "/tmp" }
+        while directory.count > 1 && directory.hasSuffix("/") { directory.removeLast() }
+        return directory == "/" ? "/swift-reverb.restart" : directory + "/swift-reverb.restart"
+    }
+}
+
+/// The listener: `servers.reverb.*` in `config.md` §4.1.
+public struct ServerConfiguration: Sendable, Hashable {
+    /// Bind address, `REVERB_SERVER_HOST`. Default `0.0.0.0`.
+    public var host: String
+    /// `REVERB_SERVER_PORT`; 0 picks a free port. Default 8080.
+    public var port: Int
+    /// Route prefix, `REVERB_SERVER_PATH`, stored without leading or trailing slashes. Default "".
+    public var path: String
+    /// Public name for the banner and certificate discovery, `REVERB_HOST`. Default none.
+    public var hostname: String?
+    /// Largest HTTP request (line + headers + body) in bytes, `REVERB_MAX_REQUEST_SIZE`. Default 10 000.
+    public var maxRequestSize: Int
+    /// TLS for the listener; `nil` serves plain ws:// and http://.
+    public var tls: TLSFiles?
+
+    public init(
+        host: String = "0.0.0.0",
+        port: Int = 8080,
+        path: String = "",
+        hostname: String? = nil,
+        maxRequestSize: Int = 10_000,
+        tls: TLSFiles? = nil
+    ) {
+        self.host = host
+        self.port = port
+        self.path = ServerConfiguration.normalizedPath(path)
+        self.hostname = hostname
+        self.maxRequestSize = maxRequestSize
+        self.tls = tls
+    }
+
+    /// The route prefix as it appears in URLs: "" or "/" + path.
+    public var routePrefix: String { path.isEmpty ? "" : "/" + path }
+
+    /// Trims slashes: `ws`, `/ws`, `/ws/` all give `ws`.
+    public static func normalizedPath(_ path: String) -> String {
+        var p = Substring(path)
+        while p.first == "/" { p.removeFirst() }
+        while p.last == "/" { p.removeLast() }
+        return String(p)
+    }
+}
+
+/// Certificate files for the listener (`options.tls`).
+public struct TLSFiles: Sendable, Hashable {
+    /// `local_cert`, `REVERB_TLS_CERT`: PEM chain, may also hold the key.
+    public var certificatePath: String
+    /// `local_pk`, `REVERB_TLS_KEY`: PEM private key; `nil` when the certificate file holds it.
+    public var privateKeyPath: String?
+    /// `passphrase`, `REVERB_TLS_PASSPHRASE`.
+    public var passphrase: String?
+    /// `cafile`: CA bundle for client certificates.
+    public var caFile: String?
+    /// `verify_peer`: require client certificates signed by `caFile`. Default false.
+    public var verifyPeer: Bool
+
+    public init(
+        certificatePath: String,
+        privateKeyPath: String? = nil,
+        passphrase: String? = nil,
+        caFile: String? = nil,
+        verifyPeer: Bool = false
+    ) {
+        self.certificatePath = certificatePath
+        self.privateKeyPath = privateKeyPath
+        self.passphrase = passphrase
+        self.caFile = caFile
+        self.verifyPeer = verifyPeer
+    }
+}
+
+/// Multi-node operation over Redis: `servers.reverb.scaling.*` in `config.md` §4.2.
+public struct ScalingConfiguration: Sendable, Hashable {
+    /// `REVERB_SCALING_ENABLED`. Default false.
+    public var enabled: Bool
+    /// Redis pub/sub channel, `REVERB_SCALING_CHANNEL`. Default `reverb`.
+    public var channel: String
+    /// Seconds to wait for other nodes' query replies, `REVERB_SCALING_QUERY_TIMEOUT`. Default 2.
+    public var queryTimeout: Double
+    /// Publishes held while Redis is away, `REVERB_SCALING_QUEUE_SIZE`. Default 10 000.
+    public var queueSize: Int
+    /// Exit after `timeout` seconds without Redis, as Reverb does. Default false.
+    public var exitOnTimeout: Bool
+    /// Laravel-style Redis settings, as given; turned into connections by `RedisClientFactory`.
+    public var redis: RedisSettingsInput
+
+    public init(
+        enabled: Bool = false,
+        channel: String = "reverb",
+        queryTimeout: Double = 2,
+        queueSize: Int = 10_000,
+        exitOnTimeout: Bool = false,
+        redis: RedisSettingsInput = RedisSettingsInput()
+    ) {
+        self.enabled = enabled
+        self.channel = channel
+        self.queryTimeout = queryTimeout
+        self.queueSize = queueSize
+        self.exitOnTimeout = exitOnTimeout
+        self.redis = redis
+    }
+}
+
+/// Redis settings exactly as the sources gave them (`scaling.server.*`, `REDIS_*`), not yet parsed.
+///
+/// Validated only when scaling is enabled (`config.md` §4.2), since a Laravel `.env` often holds
+/// `REDIS_*` values meant for other uses.
+public struct RedisSettingsInput: Sendable, Hashable {
+    public var url: String?
+    public var host: String?
+    public var port: String?
+    public var username: String?
+    public var password: String?
+    public var database: String?
+    public var timeout: String?
+    public var scheme: String?
+    public var connectTimeout: String?
+    public var tlsCA: String?
+    public var tlsCert: String?
+    public var tlsKey: String?
+    public var tlsVerifyPeer: String?
+
+    public init(
+        url: String? = nil, host: String? = nil, port: String? = nil, username: String? = nil,
+        password: String? = nil, database: String? = nil, timeout: String? = nil, scheme: String? = nil,
+        connectTimeout: String? = nil, tlsCA: String? = nil, tlsCert: String? = nil, tlsKey: String? = nil,
+        tlsVerifyPeer: String? = nil
+    ) {
+        self.url = url
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.timeout = timeout
+        self.scheme = scheme
+        self.connectTimeout = connectTimeout
+        self.tlsCA = tlsCA
+        self.tlsCert = tlsCert
+        self.tlsKey = tlsKey
+        self.tlsVerifyPeer = tlsVerifyPeer
+    }
+}

@@ -1,0 +1,4 @@
+@main
+struct ReverbCommand {
+    static func main() {}
+}

@@ -1,0 +1,1 @@
+// The Redis pub/sub client library; see RESP/, Connection/, PubSub/ and Settings/.
