@@ -1,0 +1,71 @@
+import NIOCore
+import Synchronization
+
+/// Everything the server keeps for one app on this node: its settings, channel directory and
+/// connection count. Shared by all event loops; its parts are individually thread-safe.
+final class AppContext: Sendable {
+    let application: Application
+    let directory = ChannelDirectory()
+    /// Open connections of the app on this node that passed the opening checks (`max_connections`).
+    let connectionCount = Atomic<Int>(0)
+    private let node: NodeContext
+
+    init(application: Application, node: NodeContext) {
+        self.application = application
+        self.node = node
+    }
+
+    var id: String { application.id }
+
+    /// Reserves a connection slot; false when the app is over its quota.
+    func reserveConnection() -> Bool {
+        let count = connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
+        if let max = application.maxConnections, count > max {
+            connectionCount.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func releaseConnection() {
+        connectionCount.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    /// Writes `frame` to every local subscriber of `channel` but `exceptSocketID`, through each
+    /// event loop's inbox: encoded once, one flush per connection per loop tick.
+    func broadcastLocally(channel: String, frame: OutboundFrame, except exceptSocketID: String?) {
+        let delivery = Delivery(appID: application.id, channel: channel, frame: frame, exceptSocketID: exceptSocketID)
+        for inbox in node.inboxes { inbox.enqueue(delivery) }
+    }
+
+    /// Delivers a channel event (HTTP API or whisper) on this node: caches it on cache channels,
+    /// then writes it to the local subscribers.
+    func deliverChannelEvent(channel: String, frame: OutboundFrame, except exceptSocketID: String?) {
+        if ChannelName.kind(of: channel).isCache {
+            let now = NIODeadline.now()
+            directory.withState { $0.storeCachedEvent(channel: channel, frame: frame, now: now) }
+        }
+        broadcastLocally(channel: channel, frame: frame, except: exceptSocketID)
+    }
+
+    /// Publishes a channel event to every node (this one included); without scaling, local delivery.
+    func publish(channel: String, frame: OutboundFrame, except exceptSocketID: String?) {
+        deliverChannelEvent(channel: channel, frame: frame, except: exceptSocketID)
+    }
+
+    /// Closes every local connection of this app whose user identity is `identity` (Close 1008).
+    func terminateLocally(identity: String) -> EventLoopFuture<Int> {
+        let appID = application.id
+        let futures = node.inboxes.map { inbox in
+            inbox.submit { shard -> Int in
+                var closed = 0
+                for connection in shard.connections(of: appID) where connection.userIdentities.contains(identity) {
+                    connection.terminate()
+                    closed += 1
+                }
+                return closed
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(futures, on: node.inboxes[0].eventLoop).map { $0.reduce(0, +) }
+    }
+}

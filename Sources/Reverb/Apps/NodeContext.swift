@@ -1,0 +1,53 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// State shared by every connection of this node: the apps, one inbox per event loop, and the set
+/// of socket ids in use.
+final class NodeContext: Sendable {
+    let inboxes: [ShardInbox]
+    let logger: Logger
+    private let socketIDs = NIOLockedValueBox(Set<String>())
+    private let appsBox = NIOLockedValueBox<(byKey: [String: AppContext], byID: [String: AppContext], all: [AppContext])>(
+        ([:], [:], []))
+
+    init(applications: [Application], eventLoops: [any EventLoop], logger: Logger) {
+        self.inboxes = eventLoops.map { ShardInbox(shard: LoopShard(eventLoop: $0)) }
+        self.logger = logger
+        var byKey: [String: AppContext] = [:]
+        var byID: [String: AppContext] = [:]
+        var all: [AppContext] = []
+        for application in applications {
+            let context = AppContext(application: application, node: self)
+            byKey[application.key] = context
+            byID[application.id] = context
+            all.append(context)
+        }
+        appsBox.withLockedValue { $0 = (byKey, byID, all) }
+    }
+
+    /// The app with this key, compared exactly.
+    func app(key: String) -> AppContext? { appsBox.withLockedValue { $0.byKey[key] } }
+
+    /// The app with this id, compared exactly.
+    func app(id: String) -> AppContext? { appsBox.withLockedValue { $0.byID[id] } }
+
+    var apps: [AppContext] { appsBox.withLockedValue { $0.all } }
+
+    /// The inbox of `eventLoop`.
+    func inbox(for eventLoop: any EventLoop) -> ShardInbox? {
+        inboxes.first { $0.eventLoop === eventLoop }
+    }
+
+    /// A socket id not used by any open connection of this node.
+    func allocateSocketID() -> String {
+        while true {
+            let candidate = SocketID.random()
+            if socketIDs.withLockedValue({ $0.insert(candidate).inserted }) { return candidate }
+        }
+    }
+
+    func releaseSocketID(_ socketID: String) {
+        _ = socketIDs.withLockedValue { $0.remove(socketID) }
+    }
+}

@@ -1,0 +1,143 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A frame on its way to the subscribers of one channel.
+struct Delivery: Sendable {
+    var appID: String
+    var channel: String
+    var frame: OutboundFrame
+    /// The socket that must not receive it (the HTTP `socket_id`, or a whisper's sender).
+    var exceptSocketID: String?
+}
+
+/// Channel → subscribers for the connections of one event loop (`style.md` §3, §4.2).
+///
+/// Loop-bound: only touched on its own event loop. Other loops reach it through its `ShardInbox`.
+final class LoopShard {
+    struct ChannelKey: Hashable {
+        var appID: String
+        var channel: String
+    }
+
+    let eventLoop: any EventLoop
+    private(set) var subscribers: [ChannelKey: [ObjectIdentifier: WebSocketConnectionHandler]] = [:]
+    /// Every open connection of this loop, by app, for sweeps and terminations.
+    private(set) var connections: [String: [ObjectIdentifier: WebSocketConnectionHandler]] = [:]
+    /// Connections written to during the current drain, flushed once at its end.
+    private var touched: [WebSocketConnectionHandler] = []
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func add(_ connection: WebSocketConnectionHandler, appID: String) {
+        connections[appID, default: [:]][ObjectIdentifier(connection)] = connection
+    }
+
+    func remove(_ connection: WebSocketConnectionHandler, appID: String) {
+        connections[appID]?[ObjectIdentifier(connection)] = nil
+        if connections[appID]?.isEmpty == true { connections[appID] = nil }
+    }
+
+    func subscribe(_ connection: WebSocketConnectionHandler, appID: String, channel: String) {
+        subscribers[ChannelKey(appID: appID, channel: channel), default: [:]][ObjectIdentifier(connection)] = connection
+    }
+
+    func unsubscribe(_ connection: WebSocketConnectionHandler, appID: String, channel: String) {
+        let key = ChannelKey(appID: appID, channel: channel)
+        subscribers[key]?[ObjectIdentifier(connection)] = nil
+        if subscribers[key]?.isEmpty == true { subscribers[key] = nil }
+    }
+
+    /// Writes each delivery to its local subscribers, then flushes every touched connection once.
+    func deliver(_ deliveries: [Delivery]) {
+        for delivery in deliveries {
+            guard let recipients = subscribers[ChannelKey(appID: delivery.appID, channel: delivery.channel)] else {
+                continue
+            }
+            for connection in recipients.values where connection.socketID != delivery.exceptSocketID {
+                if connection.enqueueBroadcast(delivery.frame) {
+                    touched.append(connection)
+                }
+            }
+        }
+        for connection in touched { connection.flushBroadcasts() }
+        touched.removeAll(keepingCapacity: true)
+    }
+
+    /// Connections of `appID` on this loop.
+    func connections(of appID: String) -> [WebSocketConnectionHandler] {
+        connections[appID].map { Array($0.values) } ?? []
+    }
+
+    func allConnections() -> [WebSocketConnectionHandler] {
+        connections.values.flatMap(\.values)
+    }
+}
+
+@available(*, unavailable)
+extension LoopShard: Sendable {}
+
+/// The cross-loop entrance of a `LoopShard`: a bounded queue behind a small lock and one scheduled
+/// drain per burst, so a broadcast costs one `execute` per loop, not one per recipient.
+final class ShardInbox: Sendable {
+    /// Deliveries waiting at most; past this, new ones are dropped and counted.
+    static let capacity = 65_536
+
+    private struct State {
+        var pending: [Delivery] = []
+        var drainScheduled = false
+        var dropped = 0
+    }
+
+    let eventLoop: any EventLoop
+    // Safe: the shard is created before any loop sees it and afterwards touched only on `eventLoop`;
+    // every access goes through `loopShard`, which checks the loop.
+    private nonisolated(unsafe) let shard: LoopShard
+    private let state = NIOLockedValueBox(State())
+
+    init(shard: LoopShard) {
+        self.eventLoop = shard.eventLoop
+        self.shard = shard
+    }
+
+    /// The shard itself; call on its event loop only.
+    var loopShard: LoopShard {
+        eventLoop.preconditionInEventLoop()
+        return shard
+    }
+
+    /// Deliveries dropped because the queue was full.
+    var droppedCount: Int { state.withLockedValue { $0.dropped } }
+
+    func enqueue(_ delivery: Delivery) {
+        let schedule = state.withLockedValue { state -> Bool in
+            guard state.pending.count < Self.capacity else {
+                state.dropped += 1
+                return false
+            }
+            state.pending.append(delivery)
+            if state.drainScheduled { return false }
+            state.drainScheduled = true
+            return true
+        }
+        if schedule {
+            eventLoop.execute { self.drain() }
+        }
+    }
+
+    private func drain() {
+        let batch = state.withLockedValue { state -> [Delivery] in
+            state.drainScheduled = false
+            let batch = state.pending
+            state.pending.removeAll(keepingCapacity: true)
+            return batch
+        }
+        loopShard.deliver(batch)
+    }
+
+    /// Runs `body` with the shard on its loop.
+    func submit<T: Sendable>(_ body: @escaping @Sendable (LoopShard) -> T) -> EventLoopFuture<T> {
+        eventLoop.submit { body(self.loopShard) }
+    }
+}

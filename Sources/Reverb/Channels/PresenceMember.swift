@@ -1,0 +1,39 @@
+/// One connection's membership data in a presence channel (`protocol.md` §5.1).
+struct PresenceMember: Sendable, Equatable {
+    var socketID: String
+    /// The user identity: an integer id's decimal text, or the string id itself.
+    var identity: String
+    /// `user_id` with its original JSON type.
+    var userID: JSONValue
+    /// `user_info`, `null` when absent.
+    var userInfo: JSONValue
+    /// The `channel_data` string exactly as received, the `member_added` payload.
+    var channelData: String
+
+    /// Parses presence `channel_data`; `nil` when it lacks a valid `user_id` (4200).
+    init?(socketID: String, channelData: String?) {
+        guard let channelData, !channelData.isEmpty,
+            case .object(let object)? = try? JSONParser.parse(channelData),
+            let userID = object["user_id"], let identity = PresenceMember.identity(of: userID)
+        else { return nil }
+        self.socketID = socketID
+        self.identity = identity
+        self.userID = userID
+        self.userInfo = object["user_info"] ?? .null
+        self.channelData = channelData
+    }
+
+    /// A user identity per `protocol.md` §5.1: a non-empty string, or an integer as decimal text.
+    static func identity(of userID: JSONValue) -> String? {
+        switch userID {
+        case .string(let s) where !s.isEmpty:
+            return s
+        case .number(let text):
+            guard !text.contains("."), !text.contains("e"), !text.contains("E") else { return nil }
+            if text == "-0" { return "0" }
+            return text
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,116 @@
+/// A data message from a client, parsed and checked per `protocol.md` §2, §4.1, §4.5 and §7.1.
+enum ClientMessage: Equatable {
+    /// `pusher:subscribe`.
+    case subscribe(channel: String, auth: String?, channelData: String?)
+    /// `pusher:unsubscribe`.
+    case unsubscribe(channel: String)
+    /// `pusher:ping`.
+    case ping
+    /// `pusher:pong`.
+    case pong
+    /// A client-sent `pusher:connection_established`, answered with the handshake frame again.
+    case connectionEstablished
+    /// A `client-` event; `data` is `nil` when absent.
+    case clientEvent(name: String, channel: String, data: JSONValue?)
+    /// A non-`pusher:` event not starting with `client-`: silently ignored.
+    case ignored
+
+    /// Parses one complete message. Every failure is 4200 `Invalid message format`.
+    static func parse<Bytes: Collection>(_ bytes: Bytes) -> Result<ClientMessage, PusherError>
+    where Bytes.Element == UInt8 {
+        guard case .object(var object)? = try? JSONParser.parse(bytes) else {
+            return .failure(.invalidMessageFormat)
+        }
+        if case .string(let text)? = object["data"], let parsed = try? JSONParser.parse(text) {
+            object["data"] = parsed
+        }
+        guard case .string(let event)? = object["event"] else { return .failure(.invalidMessageFormat) }
+        let data = object["data"]
+        if event.hasPrefix("pusher:") {
+            return parsePusherEvent(event, data: data)
+        }
+        guard case .string(let channel)? = object["channel"] else { return .failure(.invalidMessageFormat) }
+        switch data {
+        case nil, .null?, .object?, .array?, .string("")?:
+            break
+        default:
+            return .failure(.invalidMessageFormat)
+        }
+        guard event.hasPrefix("client-") else { return .success(.ignored) }
+        return .success(.clientEvent(name: event, channel: channel, data: data))
+    }
+
+    private static func parsePusherEvent(_ event: String, data: JSONValue?) -> Result<ClientMessage, PusherError> {
+        switch data {
+        case nil, .null?, .object?, .array?, .string("")?:
+            break
+        default:
+            return .failure(.invalidMessageFormat)
+        }
+        switch event {
+        case "pusher:ping":
+            return .success(.ping)
+        case "pusher:pong":
+            return .success(.pong)
+        case "pusher:connection_established":
+            return .success(.connectionEstablished)
+        case "pusher:unsubscribe":
+            guard case .string(let channel)? = data?["channel"] else { return .failure(.invalidMessageFormat) }
+            return .success(.unsubscribe(channel: channel))
+        case "pusher:subscribe":
+            return parseSubscribe(data)
+        default:
+            return .failure(.invalidMessageFormat)
+        }
+    }
+
+    private static func parseSubscribe(_ data: JSONValue?) -> Result<ClientMessage, PusherError> {
+        guard case .string(let channel)? = data?["channel"], ChannelName.isValid(channel) else {
+            return .failure(.invalidMessageFormat)
+        }
+        var auth: String?
+        switch data?["auth"] {
+        case nil, .null?: auth = nil
+        case .string(let value)?: auth = value
+        default: return .failure(.invalidMessageFormat)
+        }
+        var channelData: String?
+        switch data?["channel_data"] {
+        case nil, .null?, .string("")?:
+            channelData = nil
+        case .string(let value)?:
+            guard (try? JSONParser.parse(value)) != nil else { return .failure(.invalidMessageFormat) }
+            channelData = value
+        default:
+            return .failure(.invalidMessageFormat)
+        }
+        return .success(.subscribe(channel: channel, auth: auth, channelData: channelData))
+    }
+}
+
+/// Channel authorization signatures (`protocol.md` §4.3).
+enum ChannelAuthorization {
+    /// The string an auth endpoint signs: `socket_id:channel[:channel_data]`.
+    static func stringToSign(socketID: String, channel: String, channelData: String?) -> String {
+        if let channelData, !channelData.isEmpty {
+            return "\(socketID):\(channel):\(channelData)"
+        }
+        return "\(socketID):\(channel)"
+    }
+
+    /// Whether `auth` (`key:signature`; the key part is not checked) signs this subscription.
+    static func verify(auth: String?, secret: String, socketID: String, channel: String, channelData: String?)
+        -> Bool
+    {
+        guard let auth, !auth.isEmpty else { return false }
+        let signature: Substring
+        if let colon = auth.firstIndex(of: ":") {
+            signature = auth[auth.index(after: colon)...]
+        } else {
+            signature = Substring(auth)
+        }
+        let expected = Signature.hmacSHA256Hex(
+            key: secret, message: stringToSign(socketID: socketID, channel: channel, channelData: channelData))
+        return Signature.constantTimeEquals(String(signature), expected)
+    }
+}

@@ -1,0 +1,157 @@
+public import Logging
+public import NIOCore
+import NIOConcurrencyHelpers
+import NIOHTTP1
+import NIOPosix
+public import ServiceLifecycle
+
+/// The swift-reverb node: one listener serving the Pusher WebSocket protocol and the HTTP API.
+///
+/// A `Service`: `run()` binds (unless `start()` already did), serves until graceful shutdown or
+/// cancellation, then closes every connection with 1001 `Server shutting down`.
+public final class ReverbServer: Service, Sendable {
+    /// Why the listener could not start.
+    public struct BindError: Error, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public var reason: String
+        public var description: String { "Cannot listen on \(host):\(port): \(reason)." }
+    }
+
+    private enum State {
+        case idle
+        case started(channel: any Channel, sweeps: [RepeatedTask])
+        case stopped
+    }
+
+    let runtime: ServerRuntime
+    private let group: any EventLoopGroup
+    private let state = NIOLockedValueBox(State.idle)
+
+    /// - Parameters:
+    ///   - configuration: the node's configuration, already validated.
+    ///   - eventLoopGroup: the loops serving connections; each gets its own channel shard.
+    public init(configuration: ReverbConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.group = eventLoopGroup
+        var loops: [any EventLoop] = []
+        for loop in eventLoopGroup.makeIterator() { loops.append(loop) }
+        self.runtime = ServerRuntime(configuration: configuration, eventLoops: loops, logger: logger)
+    }
+
+    public var configuration: ReverbConfiguration { runtime.configuration }
+
+    /// The bound address once started.
+    public var localAddress: SocketAddress? {
+        state.withLockedValue {
+            if case .started(let channel, _) = $0 { return channel.localAddress }
+            return nil
+        }
+    }
+
+    /// Binds the listener and starts the keep-alive sweeps. Returns the bound address.
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let server = configuration.server
+        let runtime = self.runtime
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
+            .childChannelOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65_536)
+            )
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try ReverbServer.configurePipeline(channel.pipeline.syncOperations, runtime: runtime)
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: server.host, port: server.port).get()
+        } catch {
+            throw BindError(host: server.host, port: server.port, reason: Self.describe(error))
+        }
+        let sweeps = startSweeps()
+        state.withLockedValue { $0 = .started(channel: channel, sweeps: sweeps) }
+        return channel.localAddress!
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let io = error as? IOError {
+            if io.errnoCode == EADDRINUSE { return "Address already in use" }
+            if io.errnoCode == EACCES { return "Permission denied" }
+            if io.errnoCode == EADDRNOTAVAIL { return "Cannot assign requested address" }
+        }
+        return "\(error)"
+    }
+
+    static func configurePipeline(_ pipeline: ChannelPipeline.SynchronousOperations, runtime: ServerRuntime) throws {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = max(1024, runtime.configuration.server.maxRequestSize)
+        limits.maxHeaderFieldSize = limits.maxHeaderListSize
+        let encoder = HTTPResponseEncoder()
+        let decoder = ByteToMessageHandler(
+            HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))
+        let pipelining = HTTPServerPipelineHandler()
+        try pipeline.addHandler(encoder)
+        try pipeline.addHandler(decoder)
+        try pipeline.addHandler(pipelining)
+        try pipeline.addHandler(
+            HTTPServerHandler(server: runtime, upgradeHandlers: [pipelining, encoder, decoder]))
+    }
+
+    /// One repeated sweep per app per event loop, every min(60, ping_interval) seconds (`protocol.md` §9).
+    private func startSweeps() -> [RepeatedTask] {
+        var tasks: [RepeatedTask] = []
+        for app in runtime.node.apps {
+            let interval = TimeAmount.seconds(Int64(min(60, app.application.pingInterval)))
+            let pingInterval = TimeAmount.seconds(Int64(app.application.pingInterval))
+            let appID = app.id
+            for inbox in runtime.node.inboxes {
+                tasks.append(
+                    inbox.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                        let now = NIODeadline.now()
+                        for connection in inbox.loopShard.connections(of: appID) {
+                            connection.sweep(now: now, pingInterval: pingInterval)
+                        }
+                        app.directory.withState { $0.purgeExpiredCache(now: now) }
+                    })
+            }
+        }
+        return tasks
+    }
+
+    /// Serves until graceful shutdown or cancellation, then shuts down.
+    public func run() async throws {
+        if localAddress == nil { try await start() }
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    try? await Task.sleep(for: .seconds(3600))
+                }
+            } onCancel: {}
+        } onGracefulShutdown: {}
+        await shutdown()
+    }
+
+    /// Stops accepting, closes every WebSocket connection with 1001 and waits briefly for them to go.
+    public func shutdown() async {
+        let previous = state.withLockedValue { state -> State in
+            let previous = state
+            state = .stopped
+            return previous
+        }
+        guard case .started(let channel, let sweeps) = previous else { return }
+        for sweep in sweeps { sweep.cancel() }
+        try? await channel.close()
+        let closing = runtime.node.inboxes.map { inbox in
+            inbox.submit { shard -> Int in
+                let connections = shard.allConnections()
+                for connection in connections { connection.shutDown() }
+                return connections.count
+            }
+        }
+        _ = try? await EventLoopFuture.whenAllSucceed(closing, on: runtime.node.inboxes[0].eventLoop).get()
+    }
+}

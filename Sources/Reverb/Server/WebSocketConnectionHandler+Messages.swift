@@ -1,0 +1,137 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// Pusher messages: `protocol.md` §2 (processing), §4 (subscriptions), §7 (client events), §10 (rate limit).
+extension WebSocketConnectionHandler {
+    func handleMessage(_ payload: ByteBuffer, isText: Bool) {
+        guard let app else { return }
+        if isText && String(validating: payload.readableBytesView, as: UTF8.self) == nil {
+            return close(code: .dataInconsistentWithMessage, reason: "Invalid UTF-8 in text message")
+        }
+        if app.application.rateLimiting.enabled && !admitUnderRateLimit(app.application.rateLimiting) {
+            send(PusherFrames.error(.rateLimitExceeded))
+            if app.application.rateLimiting.terminateOnLimit {
+                close(code: .policyViolation, reason: "Rate limit exceeded")
+            }
+            return
+        }
+        if logger.logLevel <= .debug {
+            logger.debug("Message received", metadata: ["message": "\(String(buffer: payload))"])
+        }
+        switch ClientMessage.parse(payload.readableBytesView) {
+        case .failure(let error):
+            send(PusherFrames.error(error))
+        case .success(let message):
+            handle(message, app: app)
+        }
+    }
+
+    private func handle(_ message: ClientMessage, app: AppContext) {
+        switch message {
+        case .ping:
+            send(PusherFrames.pong)
+        case .pong, .ignored:
+            break
+        case .connectionEstablished:
+            send(PusherFrames.connectionEstablished(socketID: socketID, activityTimeout: app.application.activityTimeout))
+        case .subscribe(let channel, let auth, let channelData):
+            subscribe(channel: channel, auth: auth, channelData: channelData, app: app)
+        case .unsubscribe(let channel):
+            unsubscribe(channel: channel, app: app)
+        case .clientEvent(let name, let channel, let data):
+            clientEvent(name: name, channel: channel, data: data, app: app)
+        }
+    }
+
+    /// Fixed window per connection (`protocol.md` §10): true when the message may be processed.
+    private func admitUnderRateLimit(_ limit: Application.RateLimiting) -> Bool {
+        let now = NIODeadline.now()
+        var window = rateLimitWindow
+        defer { rateLimitWindow = window }
+        if let end = window.end, now < end {
+            guard window.count < limit.maxAttempts else { return false }
+            window.count += 1
+            return true
+        }
+        window = (now + .seconds(Int64(limit.decaySeconds)), 1)
+        return true
+    }
+
+    private func subscribe(channel: String, auth: String?, channelData: String?, app: AppContext) {
+        let kind = ChannelName.kind(of: channel)
+        if kind.requiresSignature {
+            guard
+                ChannelAuthorization.verify(
+                    auth: auth, secret: app.application.secret, socketID: socketID, channel: channel,
+                    channelData: channelData)
+            else {
+                logger.debug("Subscription refused: bad signature", metadata: ["channel": "\(channel)"])
+                return send(PusherFrames.error(.unauthorized))
+            }
+        }
+        var member: PresenceMember?
+        var userID: JSONValue?
+        if kind.isPresence {
+            guard let presenceMember = PresenceMember(socketID: socketID, channelData: channelData) else {
+                return send(PusherFrames.error(.invalidMessageFormat))
+            }
+            member = presenceMember
+            userID = presenceMember.userID
+        } else if kind.requiresSignature, let channelData,
+            case .object(let object)? = try? JSONParser.parse(channelData),
+            let id = object["user_id"], !id.isNull
+        {
+            userID = id
+        }
+        let now = NIODeadline.now()
+        let socketID = self.socketID
+        let outcome = app.directory.withState {
+            $0.subscribe(channel: channel, socketID: socketID, member: member, isCache: kind.isCache, now: now)
+        }
+        subscriptions[channel] = Subscription(userID: userID)
+        shardSubscribe(channel: channel, app: app)
+        if let removed = outcome.removedUserID {
+            app.broadcastLocally(
+                channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: removed), except: socketID)
+        }
+        if let added = outcome.addedMember {
+            app.broadcastLocally(
+                channel: channel, frame: PusherFrames.memberAdded(channel: channel, channelData: added.channelData),
+                except: socketID)
+        }
+        send(PusherFrames.subscriptionSucceeded(channel: channel, data: outcome.succeededData))
+        if kind.isCache {
+            send(outcome.cachedFrame ?? PusherFrames.cacheMiss(channel: channel))
+        }
+        logger.debug("Subscribed", metadata: ["channel": "\(channel)"])
+    }
+
+    /// Leaves `channel`; nothing is sent to this connection (`protocol.md` §4.5).
+    func unsubscribe(channel: String, app: AppContext) {
+        guard subscriptions.removeValue(forKey: channel) != nil else { return }
+        shardUnsubscribe(channel: channel, app: app)
+        let now = NIODeadline.now()
+        let socketID = self.socketID
+        let result = app.directory.withState { $0.unsubscribe(channel: channel, socketID: socketID, now: now) }
+        if let removed = result.removedUserID {
+            app.broadcastLocally(
+                channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: removed), except: socketID)
+        }
+        logger.debug("Unsubscribed", metadata: ["channel": "\(channel)"])
+    }
+
+    private func clientEvent(name: String, channel: String, data: JSONValue?, app: AppContext) {
+        switch app.application.acceptClientEventsFrom {
+        case .members:
+            guard subscriptions[channel] != nil else { return send(PusherFrames.error(.notAMember)) }
+        case .all:
+            break
+        case .none:
+            return send(PusherFrames.error(.clientEventsDisabled))
+        }
+        let frame = PusherFrames.clientEvent(
+            name: name, channel: channel, data: data ?? .null, userID: subscriptions[channel]?.userID)
+        app.publish(channel: channel, frame: frame, except: socketID)
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Reverb
+import ServiceLifecycle
+import UnixSignals
+
+/// `reverb start`: load the configuration, bind, print the banner, serve until SIGINT/SIGTERM.
+struct StartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start",
+        abstract: "Start the server.",
+        version: "swift-reverb \(ReverbCommand.version)"
+    )
+
+    @Option(help: "The address to bind (REVERB_SERVER_HOST, default 0.0.0.0).")
+    var host: String?
+
+    @Option(help: "The port to bind; 0 picks a free port (REVERB_SERVER_PORT, default 8080).")
+    var port: String?
+
+    @Option(help: "Route prefix for every WebSocket and HTTP route (REVERB_SERVER_PATH).")
+    var path: String?
+
+    @Option(help: "Public host name, shown in the banner (REVERB_HOST).")
+    var hostname: String?
+
+    @Option(help: "Configuration file (REVERB_CONFIG, default config/reverb.json if present).")
+    var config: String?
+
+    @Flag(help: "Log every connection, subscription and message.")
+    var debug = false
+
+    func run() async throws {
+        let flags = ConfigurationFlags(
+            host: host, port: port, path: path, hostname: hostname, configFile: config, debug: debug)
+        let configuration: ReverbConfiguration
+        do {
+            configuration = try ConfigurationLoader.load(
+                flags: flags, environment: ProcessInfo.processInfo.environment,
+                workingDirectory: FileManager.default.currentDirectoryPath)
+        } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(error.exitCode)
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "reverb")
+        for warning in configuration.warnings { logger.warning("\(warning)") }
+        if configuration.usesEmbeddedDefault {
+            logger.warning(
+                "No application configured: serving the development app (key: \(Application.development.key)). Set REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET for production."
+            )
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let server = ReverbServer(configuration: configuration, eventLoopGroup: group, logger: logger)
+        let address: SocketAddress
+        do {
+            address = try await server.start()
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            try? await group.shutdownGracefully()
+            throw ExitCode(1)
+        }
+        printBanner(configuration: configuration, port: address.port ?? configuration.server.port)
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
+        try await serviceGroup.run()
+        try? await group.shutdownGracefully()
+    }
+
+    private func printBanner(configuration: ReverbConfiguration, port: Int) {
+        let server = configuration.server
+        let secure = server.tls != nil ? "secure " : ""
+        var location = "\(server.host):\(port)\(server.routePrefix)"
+        if let hostname = server.hostname, hostname != server.host { location += " (\(hostname))" }
+        var lines = ["   INFO  Starting \(secure)server on \(location)."]
+        for app in configuration.apps {
+            lines.append("   INFO  Serving app \(app.id) (key: \(app.key)).")
+        }
+        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+    }
+}
