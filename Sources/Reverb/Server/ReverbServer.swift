@@ -125,13 +125,8 @@ public final class ReverbServer: Service, Sendable {
     /// Serves until graceful shutdown or cancellation, then shuts down.
     public func run() async throws {
         if localAddress == nil { try await start() }
-        await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    try? await Task.sleep(for: .seconds(3600))
-                }
-            } onCancel: {}
-        } onGracefulShutdown: {}
+        // Returns on graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
+        try? await gracefulShutdown()
         await shutdown()
     }
 
