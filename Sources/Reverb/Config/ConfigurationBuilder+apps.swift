@@ -56,7 +56,10 @@ extension ConfigurationBuilder {
             configuration.usesEmbeddedDefault = true
         } else {
             configuration.apps = assembled.map(\.application)
-            if configuration.apps.isEmpty && !environmentAppDefined && !sourcesIncomplete {
+            // An app that is listed but invalid has its own problems; "none configured" would mislead.
+            let listed = appsSection.object?["apps"]
+            let nothingListed = listed == nil || listed == .null || listed?.arrayValue?.isEmpty == true
+            if configuration.apps.isEmpty && nothingListed && !environmentAppDefined && !sourcesIncomplete {
                 problems.append(
                     ConfigurationError.Problem(
                         "No application configured: set REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET, "
