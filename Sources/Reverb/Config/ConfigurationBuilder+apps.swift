@@ -80,7 +80,8 @@ extension ConfigurationBuilder {
     private static func incompleteEnvironmentAppMessage(present: [Bool]) -> String {
         let missing = zip(credentialVariables, present).filter { !$0.1 }.map(\.0)
         let set = zip(credentialVariables, present).filter { $0.1 }.map(\.0)
-        let missingPart = missing.count == 1 ? "\(missing[0]) is not set" : "\(missing.joined(separator: " and ")) are not set"
+        let missingPart =
+            missing.count == 1 ? "\(missing[0]) is not set" : "\(missing.joined(separator: " and ")) are not set"
         let setPart = set.count == 1 ? "\(set[0]) is" : "\(set.joined(separator: " and ")) are"
         return "\(missingPart), but \(setPart)."
     }
@@ -147,10 +148,14 @@ extension ConfigurationBuilder {
 
         var limits = Application.RateLimiting()
         limits.enabled = boolean(setting("REVERB_APP_RATE_LIMITING_ENABLED", "rate_limiting", "enabled")) ?? false
-        if let value = integer(setting("REVERB_APP_RATE_LIMIT_MAX_ATTEMPTS", "rate_limiting", "max_attempts"), minimum: 1) {
+        if let value = integer(
+            setting("REVERB_APP_RATE_LIMIT_MAX_ATTEMPTS", "rate_limiting", "max_attempts"), minimum: 1)
+        {
             limits.maxAttempts = value
         }
-        if let value = integer(setting("REVERB_APP_RATE_LIMIT_DECAY_SECONDS", "rate_limiting", "decay_seconds"), minimum: 1) {
+        if let value = integer(
+            setting("REVERB_APP_RATE_LIMIT_DECAY_SECONDS", "rate_limiting", "decay_seconds"), minimum: 1)
+        {
             limits.decaySeconds = value
         }
         limits.terminateOnLimit =

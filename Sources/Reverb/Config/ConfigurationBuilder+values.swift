@@ -3,7 +3,8 @@
 /// A `null` setting also returns `nil`: "none" for nullable keys, the default for the others.
 extension ConfigurationBuilder {
     mutating func report(_ setting: ResolvedSetting, _ body: String) {
-        problems.append(ConfigurationError.Problem("\(setting.source.label): \(body)", isFromFlag: setting.source.isFlag))
+        problems.append(
+            ConfigurationError.Problem("\(setting.source.label): \(body)", isFromFlag: setting.source.isFlag))
     }
 
     /// The value as it appears in messages, quoted.
@@ -94,7 +95,8 @@ extension ConfigurationBuilder {
     mutating func choice(_ setting: ResolvedSetting?, _ choices: [String]) -> String? {
         guard let setting, let value = text(setting) else { return nil }
         if choices.contains(value.lowercased()) { return value.lowercased() }
-        let listed = choices.count > 1 ? choices.dropLast().joined(separator: ", ") + " or " + choices.last! : choices[0]
+        let listed =
+            choices.count > 1 ? choices.dropLast().joined(separator: ", ") + " or " + choices.last! : choices[0]
         report(setting, "\(Self.quoted(setting.value)) must be \(listed).")
         return nil
     }

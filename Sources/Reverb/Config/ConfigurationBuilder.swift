@@ -14,7 +14,8 @@ struct ConfigurationBuilder {
         if case .unavailable = input.configFile { builder.sourcesIncomplete = true }
         let sources = builder.parseSources(input)
         var configuration = ReverbConfiguration()
-        builder.assembleServer(sources, flags: input.flags, environment: input.environment, readError: input.readError,
+        builder.assembleServer(
+            sources, flags: input.flags, environment: input.environment, readError: input.readError,
             into: &configuration)
         builder.assembleApps(sources, configFileInUse: !input.configFile.isNone, into: &configuration)
         guard builder.problems.isEmpty else {
@@ -89,10 +90,13 @@ struct ConfigurationBuilder {
         }
 
         var settings = ServerConfiguration()
-        if let host = nonEmptyText(sources.resolve(flag: "--host", variable: "REVERB_SERVER_HOST", file: server.value("host"))) {
+        if let host = nonEmptyText(
+            sources.resolve(flag: "--host", variable: "REVERB_SERVER_HOST", file: server.value("host")))
+        {
             settings.host = host
         }
-        if let port = port(sources.resolve(flag: "--port", variable: "REVERB_SERVER_PORT", file: server.value("port"))) {
+        if let port = port(sources.resolve(flag: "--port", variable: "REVERB_SERVER_PORT", file: server.value("port")))
+        {
             settings.port = port
         }
         let pathSetting = sources.resolve(flag: "--path", variable: "REVERB_SERVER_PATH", file: server.value("path"))
@@ -109,7 +113,9 @@ struct ConfigurationBuilder {
         settings.hostname = optionalText(
             sources.resolve(flag: "--hostname", variable: "REVERB_HOST", file: server.value("hostname"))
         )
-        if let size = integer(sources.resolve(variable: "REVERB_MAX_REQUEST_SIZE", file: server.value("max_request_size")), minimum: 1) {
+        if let size = integer(
+            sources.resolve(variable: "REVERB_MAX_REQUEST_SIZE", file: server.value("max_request_size")), minimum: 1)
+        {
             settings.maxRequestSize = size
         }
         if let interval = integer(
@@ -119,7 +125,8 @@ struct ConfigurationBuilder {
             settings.pulseIngestInterval = interval
         }
         if let interval = integer(
-            sources.resolve(variable: "REVERB_TELESCOPE_INGEST_INTERVAL", file: server.value("telescope_ingest_interval")),
+            sources.resolve(
+                variable: "REVERB_TELESCOPE_INGEST_INTERVAL", file: server.value("telescope_ingest_interval")),
             minimum: 0
         ) {
             settings.telescopeIngestInterval = interval
@@ -170,10 +177,13 @@ struct ConfigurationBuilder {
         let certificate = optionalText(certificateSetting)
         let key = optionalText(keySetting)
         let caFile = optionalText(caSetting)
-        let passphrase = optionalText(sources.resolve(variable: "REVERB_TLS_PASSPHRASE", file: section.value("passphrase")))
+        let passphrase = optionalText(
+            sources.resolve(variable: "REVERB_TLS_PASSPHRASE", file: section.value("passphrase")))
         let verifyPeer = boolean(section.value("verify_peer")) ?? false
 
-        for case (let setting?, let path?) in [(certificateSetting, certificate), (keySetting, key), (caSetting, caFile)] {
+        for case (let setting?, let path?) in [
+            (certificateSetting, certificate), (keySetting, key), (caSetting, caFile),
+        ] {
             if let reason = readError(path) {
                 report(setting, "cannot read \"\(path)\": \(reason).")
             }
@@ -197,20 +207,29 @@ struct ConfigurationBuilder {
 
     private mutating func scaling(_ sources: ConfigurationSources, section: FileSection) -> ScalingConfiguration {
         var scaling = ScalingConfiguration()
-        scaling.enabled = boolean(sources.resolve(variable: "REVERB_SCALING_ENABLED", file: section.value("enabled"))) ?? false
-        if let channel = nonEmptyText(sources.resolve(variable: "REVERB_SCALING_CHANNEL", file: section.value("channel"))) {
+        scaling.enabled =
+            boolean(sources.resolve(variable: "REVERB_SCALING_ENABLED", file: section.value("enabled"))) ?? false
+        if let channel = nonEmptyText(
+            sources.resolve(variable: "REVERB_SCALING_CHANNEL", file: section.value("channel")))
+        {
             scaling.channel = channel
         }
         let modeSetting = sources.resolve(variable: "REVERB_SCALING_MODE", file: section.value("mode"))
         if let modeSetting, let mode = choice(modeSetting, ScalingConfiguration.Mode.allCases.map(\.rawValue)) {
             if mode == ScalingConfiguration.Mode.reverb.rawValue {
-                report(modeSetting, "\(Self.quoted(modeSetting.value)) (Reverb-compatible scaling) is not available in this build.")
+                report(
+                    modeSetting,
+                    "\(Self.quoted(modeSetting.value)) (Reverb-compatible scaling) is not available in this build.")
             }
         }
-        if let timeout = seconds(sources.resolve(variable: "REVERB_SCALING_QUERY_TIMEOUT", file: section.value("query_timeout"))) {
+        if let timeout = seconds(
+            sources.resolve(variable: "REVERB_SCALING_QUERY_TIMEOUT", file: section.value("query_timeout")))
+        {
             scaling.queryTimeout = timeout
         }
-        if let size = integer(sources.resolve(variable: "REVERB_SCALING_QUEUE_SIZE", file: section.value("queue_size")), minimum: 1) {
+        if let size = integer(
+            sources.resolve(variable: "REVERB_SCALING_QUEUE_SIZE", file: section.value("queue_size")), minimum: 1)
+        {
             scaling.queueSize = size
         }
         scaling.exitOnTimeout =

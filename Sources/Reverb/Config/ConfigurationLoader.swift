@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Loads the configuration from flags, the process environment, `.env` and the config file
@@ -50,7 +50,8 @@ public enum ConfigurationLoader {
         let located = locateConfigFile(flags: flags, environment: environment, dotEnv: input.dotEnv)
         if let (path, label, isFlag) = located {
             if !fileExists(atPath: absolute(path)) {
-                input.problems.append(ConfigurationError.Problem("\(label): \"\(path)\" does not exist.", isFromFlag: isFlag))
+                input.problems.append(
+                    ConfigurationError.Problem("\(label): \"\(path)\" does not exist.", isFromFlag: isFlag))
                 input.configFile = .unavailable
             } else {
                 switch readFile(atPath: absolute(path)) {

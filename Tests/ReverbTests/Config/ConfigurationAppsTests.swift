@@ -20,24 +20,29 @@ import Testing
     }
 
     @Test func embeddedDefaultIgnoresAppVariablesWithoutCredentials() throws {
-        let configuration = try loadConfiguration(environment: ["REVERB_APP_PING_INTERVAL": "5", "REVERB_HOST": "x.test"])
+        let configuration = try loadConfiguration(environment: [
+            "REVERB_APP_PING_INTERVAL": "5", "REVERB_HOST": "x.test",
+        ])
         #expect(configuration.apps == [.development])
         #expect(configuration.usesEmbeddedDefault)
     }
 
     @Test func environmentAppAloneReplacesTheEmbeddedDefault() throws {
         let configuration = try loadConfiguration(
-            environment: ["REVERB_APP_ID": "42", "REVERB_APP_SECRET": "secret", "REVERB_SCHEME": "http", "REVERB_PORT": "8080"],
+            environment: [
+                "REVERB_APP_ID": "42", "REVERB_APP_SECRET": "secret", "REVERB_SCHEME": "http", "REVERB_PORT": "8080",
+            ],
             dotEnv: "REVERB_APP_KEY=\"key\"\nREVERB_HOST=localhost\nREVERB_APP_ALLOWED_ORIGINS=\"a.test, *.b.test\"\n"
         )
         #expect(!configuration.usesEmbeddedDefault)
         #expect(configuration.warnings.isEmpty)
-        #expect(configuration.apps == [
-            Application(
-                id: "42", key: "key", secret: "secret", allowedOrigins: ["a.test", "*.b.test"],
-                options: .init(host: "localhost", port: 8080, scheme: "http")
-            )
-        ])
+        #expect(
+            configuration.apps == [
+                Application(
+                    id: "42", key: "key", secret: "secret", allowedOrigins: ["a.test", "*.b.test"],
+                    options: .init(host: "localhost", port: 8080, scheme: "http")
+                )
+            ])
         #expect(configuration.apps[0].options.useTLS == false)
     }
 
@@ -49,26 +54,29 @@ import Testing
             "REVERB_APP_RATE_LIMIT_DECAY_SECONDS": "15", "REVERB_APP_RATE_LIMIT_TERMINATE": "on",
         ]) { $1 }
         let app = try #require(try loadConfiguration(environment: environment).apps.first)
-        #expect(app == Application(
-            id: "1", key: "k", secret: "s", pingInterval: 11, activityTimeout: 12, maxConnections: 13,
-            maxMessageSize: 0, acceptClientEventsFrom: .none,
-            rateLimiting: .init(enabled: true, maxAttempts: 14, decaySeconds: 15, terminateOnLimit: true)
-        ))
+        #expect(
+            app
+                == Application(
+                    id: "1", key: "k", secret: "s", pingInterval: 11, activityTimeout: 12, maxConnections: 13,
+                    maxMessageSize: 0, acceptClientEventsFrom: .none,
+                    rateLimiting: .init(enabled: true, maxAttempts: 14, decaySeconds: 15, terminateOnLimit: true)
+                ))
     }
 
     @Test func multiAppFile() throws {
         let configuration = try loadConfiguration(file: Self.twoApps)
         #expect(!configuration.usesEmbeddedDefault)
-        #expect(configuration.apps == [
-            Application(
-                id: "1", key: "k1", secret: "s1", allowedOrigins: ["a.test", "b.test"], pingInterval: 10,
-                maxConnections: 100, options: .init(host: "api.test", port: 8443, scheme: "https", useTLS: true)
-            ),
-            Application(
-                id: "2", key: "k2", secret: "s2", acceptClientEventsFrom: .all,
-                rateLimiting: .init(enabled: true, maxAttempts: 5, decaySeconds: 7, terminateOnLimit: true)
-            ),
-        ])
+        #expect(
+            configuration.apps == [
+                Application(
+                    id: "1", key: "k1", secret: "s1", allowedOrigins: ["a.test", "b.test"], pingInterval: 10,
+                    maxConnections: 100, options: .init(host: "api.test", port: 8443, scheme: "https", useTLS: true)
+                ),
+                Application(
+                    id: "2", key: "k2", secret: "s2", acceptClientEventsFrom: .all,
+                    rateLimiting: .init(enabled: true, maxAttempts: 5, decaySeconds: 7, terminateOnLimit: true)
+                ),
+            ])
     }
 
     @Test func environmentAppOverridesTheFileAppWithItsIdKeyByKey() throws {
@@ -89,8 +97,11 @@ import Testing
     }
 
     @Test func nullFromTheEnvironmentBeatsTheFileValue() throws {
-        let environment = environmentAppCredentials.merging(["REVERB_APP_MAX_CONNECTIONS": "(null)", "REVERB_APP_PING_INTERVAL": "null"]) { $1 }
-        let file = #"{"apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s", "max_connections": 5, "ping_interval": 9}]}}"#
+        let environment = environmentAppCredentials.merging([
+            "REVERB_APP_MAX_CONNECTIONS": "(null)", "REVERB_APP_PING_INTERVAL": "null",
+        ]) { $1 }
+        let file =
+            #"{"apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s", "max_connections": 5, "ping_interval": 9}]}}"#
         let app = try #require(try loadConfiguration(environment: environment, file: file).apps.first)
         #expect(app.maxConnections == nil)
         #expect(app.pingInterval == 60)
@@ -122,11 +133,14 @@ import Testing
         #expect(!configuration.usesEmbeddedDefault)
         #expect(configuration.server == ServerConfiguration())
         #expect(configuration.scaling.enabled == false)
-        #expect(configuration.scaling.redis == RedisSettingsInput(host: "127.0.0.1", port: "6379", database: "0", timeout: "60"))
-        #expect(configuration.warnings == [
-            "App 123456 uses the development credentials (key \"reverb-key\", secret \"reverb-secret\"): "
-                + "set your own before serving real clients."
-        ])
+        #expect(
+            configuration.scaling.redis
+                == RedisSettingsInput(host: "127.0.0.1", port: "6379", database: "0", timeout: "60"))
+        #expect(
+            configuration.warnings == [
+                "App 123456 uses the development credentials (key \"reverb-key\", secret \"reverb-secret\"): "
+                    + "set your own before serving real clients."
+            ])
     }
 
     @Test func useTLSFollowsTheSchemeUnlessSet() throws {
@@ -147,15 +161,17 @@ import Testing
              "apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s", "allowed_origins": [], "typo": 1}]}}
             """#
         let configuration = try loadConfiguration(file: file)
-        #expect(configuration.warnings == [
-            "config/reverb.json: unknown key servr is ignored.",
-            "config/reverb.json: unknown key servers.reverb.prot is ignored.",
-            "config/reverb.json: servers.reverb.options.tls.allow_self_signed is ignored (not supported by swift-reverb).",
-            "config/reverb.json: unknown key apps.apps[0].typo is ignored.",
-            "config/reverb.json: apps.apps[0].allowed_origins is empty: every origin is refused.",
-        ])
+        #expect(
+            configuration.warnings == [
+                "config/reverb.json: unknown key servr is ignored.",
+                "config/reverb.json: unknown key servers.reverb.prot is ignored.",
+                "config/reverb.json: servers.reverb.options.tls.allow_self_signed is ignored (not supported by swift-reverb).",
+                "config/reverb.json: unknown key apps.apps[0].typo is ignored.",
+                "config/reverb.json: apps.apps[0].allowed_origins is empty: every origin is refused.",
+            ])
         #expect(configuration.apps[0].allowedOrigins == [])
-        let fromEnvironment = try loadConfiguration(environment: environmentAppCredentials.merging(["REVERB_APP_ALLOWED_ORIGINS": "(empty)"]) { $1 })
+        let fromEnvironment = try loadConfiguration(
+            environment: environmentAppCredentials.merging(["REVERB_APP_ALLOWED_ORIGINS": "(empty)"]) { $1 })
         #expect(fromEnvironment.warnings == ["REVERB_APP_ALLOWED_ORIGINS is empty: every origin is refused."])
     }
 }

@@ -10,7 +10,8 @@ import Testing
         let path: String
 
         init() throws {
-            path = FileManager.default.temporaryDirectory
+            path =
+                FileManager.default.temporaryDirectory
                 .appendingPathComponent("reverb-config-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
@@ -56,7 +57,8 @@ import Testing
 
     @Test func readsDotEnvAndTheDefaultConfigFile() throws {
         let directory = try WorkingDirectory()
-        try directory.write(".env", "REVERB_SERVER_PORT=9001\nREVERB_APP_ID=7\nREVERB_APP_KEY=env-key\nREVERB_APP_SECRET=x\n")
+        try directory.write(
+            ".env", "REVERB_SERVER_PORT=9001\nREVERB_APP_ID=7\nREVERB_APP_KEY=env-key\nREVERB_APP_SECRET=x\n")
         try directory.write("config/reverb.json", Self.appFile)
         let configuration = try directory.load(["REVERB_SERVER_PORT": "9002"])
         #expect(configuration.server.port == 9002)
@@ -85,9 +87,14 @@ import Testing
     @Test func configFlagAndVariable() throws {
         let directory = try WorkingDirectory()
         try directory.write("config/reverb.json", #"{"servers": {"reverb": {"port": 1}}}"#)
-        try directory.write("prod.json", #"{"servers": {"reverb": {"port": 2}}, "apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s"}]}}"#)
-        try directory.write("other.json", #"{"servers": {"reverb": {"port": 3}}, "apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s"}]}}"#)
-        #expect(try directory.load(["REVERB_CONFIG": "other.json"], flags: .init(configFile: "prod.json")).server.port == 2)
+        try directory.write(
+            "prod.json",
+            #"{"servers": {"reverb": {"port": 2}}, "apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s"}]}}"#)
+        try directory.write(
+            "other.json",
+            #"{"servers": {"reverb": {"port": 3}}, "apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s"}]}}"#)
+        #expect(
+            try directory.load(["REVERB_CONFIG": "other.json"], flags: .init(configFile: "prod.json")).server.port == 2)
         #expect(try directory.load(["REVERB_CONFIG": "other.json"]).server.port == 3)
         #expect(try directory.load(["REVERB_CONFIG": directory.path + "/prod.json"]).server.port == 2)
         try directory.write(".env", "REVERB_CONFIG=other.json")
@@ -115,9 +122,10 @@ import Testing
     @Test func configFileWithoutApps() throws {
         let directory = try WorkingDirectory()
         try directory.write("config/reverb.json", "{}")
-        #expect(directory.problems().messages == [
-            "No application configured: set REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET, or add apps to config/reverb.json."
-        ])
+        #expect(
+            directory.problems().messages == [
+                "No application configured: set REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET, or add apps to config/reverb.json."
+            ])
     }
 
     @Test func tlsFilesAreCheckedRelativeToTheWorkingDirectory() throws {

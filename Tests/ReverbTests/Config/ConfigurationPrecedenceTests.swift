@@ -70,15 +70,23 @@ private let redis = scaling + ["server"]
         KeyCase("REVERB_TLS_CERT", server + ["options", "tls", "local_cert"], ["a.pem", "b.pem", "c.pem"]) {
             $0.server.tls?.certificatePath
         },
-        KeyCase("REVERB_SCALING_ENABLED", scaling + ["enabled"], ["yes", "off", "on"], expected: ["true", "false", "true"]) {
+        KeyCase(
+            "REVERB_SCALING_ENABLED", scaling + ["enabled"], ["yes", "off", "on"], expected: ["true", "false", "true"]
+        ) {
             "\($0.scaling.enabled)"
         },
         KeyCase("REVERB_SCALING_CHANNEL", scaling + ["channel"], ["c1", "c2", "c3"]) { $0.scaling.channel },
-        KeyCase("REVERB_SCALING_QUERY_TIMEOUT", scaling + ["query_timeout"], ["0.5", "1.5", "3"], expected: ["0.5", "1.5", "3.0"]) {
+        KeyCase(
+            "REVERB_SCALING_QUERY_TIMEOUT", scaling + ["query_timeout"], ["0.5", "1.5", "3"],
+            expected: ["0.5", "1.5", "3.0"]
+        ) {
             "\($0.scaling.queryTimeout)"
         },
         KeyCase("REVERB_SCALING_QUEUE_SIZE", scaling + ["queue_size"], ["1", "2", "3"]) { "\($0.scaling.queueSize)" },
-        KeyCase("REVERB_SCALING_EXIT_ON_TIMEOUT", scaling + ["exit_on_timeout"], ["1", "0", "true"], expected: ["true", "false", "true"]) {
+        KeyCase(
+            "REVERB_SCALING_EXIT_ON_TIMEOUT", scaling + ["exit_on_timeout"], ["1", "0", "true"],
+            expected: ["true", "false", "true"]
+        ) {
             "\($0.scaling.exitOnTimeout)"
         },
         KeyCase("REDIS_URL", redis + ["url"], ["redis://a", "redis://b", "redis://c"]) { $0.scaling.redis.url },
@@ -89,11 +97,15 @@ private let redis = scaling + ["server"]
         KeyCase("REDIS_DB", redis + ["database"], ["1", "2", "3"]) { $0.scaling.redis.database },
         KeyCase("REDIS_TIMEOUT", redis + ["timeout"], ["1", "2", "3"]) { $0.scaling.redis.timeout },
         KeyCase("REDIS_SCHEME", redis + ["scheme"], ["tcp", "tls", "unix"]) { $0.scaling.redis.scheme },
-        KeyCase("REDIS_CONNECT_TIMEOUT", redis + ["connect_timeout"], ["1", "2", "3"]) { $0.scaling.redis.connectTimeout },
+        KeyCase("REDIS_CONNECT_TIMEOUT", redis + ["connect_timeout"], ["1", "2", "3"]) {
+            $0.scaling.redis.connectTimeout
+        },
         KeyCase("REDIS_TLS_CA", redis + ["tls", "ca_file"], ["a", "b", "c"]) { $0.scaling.redis.tlsCA },
         KeyCase("REDIS_TLS_CERT", redis + ["tls", "cert_file"], ["a", "b", "c"]) { $0.scaling.redis.tlsCert },
         KeyCase("REDIS_TLS_KEY", redis + ["tls", "key_file"], ["a", "b", "c"]) { $0.scaling.redis.tlsKey },
-        KeyCase("REDIS_TLS_VERIFY_PEER", redis + ["tls", "verify_peer"], ["a", "b", "c"]) { $0.scaling.redis.tlsVerifyPeer },
+        KeyCase("REDIS_TLS_VERIFY_PEER", redis + ["tls", "verify_peer"], ["a", "b", "c"]) {
+            $0.scaling.redis.tlsVerifyPeer
+        },
     ]
 
     /// Config file, then `.env` over it, then the environment over both.
@@ -177,12 +189,15 @@ private let redis = scaling + ["server"]
         #expect(configuration.server.path == "")
         #expect(configuration.server.hostname == nil)
         // Null for a key that is not nullable means its default.
-        let port = try load(environment: ["REVERB_SERVER_PORT": "(null)"], file: #"{"servers": {"reverb": {"port": 9}}}"#)
+        let port = try load(
+            environment: ["REVERB_SERVER_PORT": "(null)"], file: #"{"servers": {"reverb": {"port": 9}}}"#)
         #expect(port.server.port == 8080)
     }
 
     @Test func quotedEnvironmentValuesLoseTheirQuotes() throws {
-        let configuration = try load(environment: ["REVERB_SERVER_HOST": "'127.0.0.1'", "REVERB_SCALING_CHANNEL": "\"c\""])
+        let configuration = try load(environment: [
+            "REVERB_SERVER_HOST": "'127.0.0.1'", "REVERB_SCALING_CHANNEL": "\"c\"",
+        ])
         #expect(configuration.server.host == "127.0.0.1")
         #expect(configuration.scaling.channel == "c")
     }
@@ -193,10 +208,18 @@ private let redis = scaling + ["server"]
               "passphrase": "p", "cafile": "ca.pem", "verify_peer": true}}}}}
             """#
         let fromFile = try #require(try load(file: file).server.tls)
-        #expect(fromFile == TLSFiles(certificatePath: "file.pem", privateKeyPath: "file.key", passphrase: "p", caFile: "ca.pem", verifyPeer: true))
+        #expect(
+            fromFile
+                == TLSFiles(
+                    certificatePath: "file.pem", privateKeyPath: "file.key", passphrase: "p", caFile: "ca.pem",
+                    verifyPeer: true))
         let environment = ["REVERB_TLS_CERT": "env.pem", "REVERB_TLS_KEY": "env.key", "REVERB_TLS_PASSPHRASE": "q"]
         let fromEnvironment = try #require(try load(environment: environment, file: file).server.tls)
-        #expect(fromEnvironment == TLSFiles(certificatePath: "env.pem", privateKeyPath: "env.key", passphrase: "q", caFile: "ca.pem", verifyPeer: true))
+        #expect(
+            fromEnvironment
+                == TLSFiles(
+                    certificatePath: "env.pem", privateKeyPath: "env.key", passphrase: "q", caFile: "ca.pem",
+                    verifyPeer: true))
         // The certificate file alone may hold the key.
         let certificateOnly = try load(environment: ["REVERB_TLS_CERT": "both.pem"]).server.tls
         #expect(certificateOnly == TLSFiles(certificatePath: "both.pem"))
@@ -204,7 +227,8 @@ private let redis = scaling + ["server"]
     }
 
     @Test func laravelRedisTLSKeysAreAccepted() throws {
-        let file = nestedJSON(redis, #"{"context": {"stream": {"cafile": "ca.pem", "verify_peer": false, "peer_name": "r.test"}}}"#)
+        let file = nestedJSON(
+            redis, #"{"context": {"stream": {"cafile": "ca.pem", "verify_peer": false, "peer_name": "r.test"}}}"#)
         let configuration = try load(file: file)
         #expect(configuration.scaling.redis.tlsCA == "ca.pem")
         #expect(configuration.scaling.redis.tlsVerifyPeer == "false")

@@ -24,7 +24,8 @@ func configurationProblems(
     readError: @escaping (String) -> String? = { _ in nil }
 ) -> [String] {
     do {
-        _ = try loadConfiguration(environment: environment, dotEnv: dotEnv, file: file, flags: flags, readError: readError)
+        _ = try loadConfiguration(
+            environment: environment, dotEnv: dotEnv, file: file, flags: flags, readError: readError)
         return []
     } catch {
         return error.messages

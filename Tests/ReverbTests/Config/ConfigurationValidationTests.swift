@@ -55,7 +55,8 @@ import Testing
         ),
         Case(
             name: "duplicate key",
-            file: #"{"apps": {"apps": [\#(app), {"app_id": "2", "key": "k2", "secret": "x"}, {"app_id": "3", "key": "reverb-key", "secret": "y"}]}}"#,
+            file:
+                #"{"apps": {"apps": [\#(app), {"app_id": "2", "key": "k2", "secret": "x"}, {"app_id": "3", "key": "reverb-key", "secret": "y"}]}}"#,
             expected: [#"config/reverb.json: apps.apps[2].key "reverb-key" is already used by app 123456."#]
         ),
         Case(
@@ -101,7 +102,8 @@ import Testing
         ),
         Case(
             name: "bad integers in the file",
-            file: #"{"servers": {"reverb": {"max_request_size": 0}}, "apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s", "rate_limiting": {"max_attempts": "1e3"}, "max_connections": 0}]}}"#,
+            file:
+                #"{"servers": {"reverb": {"max_request_size": 0}}, "apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s", "rate_limiting": {"max_attempts": "1e3"}, "max_connections": 0}]}}"#,
             expected: [
                 #"config/reverb.json: servers.reverb.max_request_size: "0" is not an integer >= 1."#,
                 #"config/reverb.json: apps.apps[0].max_connections: "0" is not an integer >= 1."#,
@@ -115,7 +117,9 @@ import Testing
         ),
         Case(
             name: "bad choice",
-            environment: env.merging(["REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM": "everyone", "REVERB_SCHEME": "ftp"]) { $1 },
+            environment: env.merging(["REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM": "everyone", "REVERB_SCHEME": "ftp"]) {
+                $1
+            },
             expected: [
                 #"REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM: "everyone" must be all, members or none."#,
                 #"REVERB_SCHEME: "ftp" must be http or https."#,
@@ -151,7 +155,8 @@ import Testing
         ),
         Case(
             name: "only the key in the file",
-            file: #"{"servers": {"reverb": {"options": {"tls": {"local_pk": "key.pem"}}}}, "apps": {"apps": [\#(app)]}}"#,
+            file:
+                #"{"servers": {"reverb": {"options": {"tls": {"local_pk": "key.pem"}}}}, "apps": {"apps": [\#(app)]}}"#,
             expected: ["config/reverb.json: servers.reverb.options.tls: local_pk is set but local_cert is not."]
         ),
         Case(
@@ -214,7 +219,8 @@ import Testing
         ),
         Case(
             name: "webhooks in the file",
-            file: #"{"apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s", "webhooks": [{"url": "https://hooks.test"}]}]}}"#,
+            file:
+                #"{"apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s", "webhooks": [{"url": "https://hooks.test"}]}]}}"#,
             expected: ["config/reverb.json: apps.apps[0].webhooks: webhooks are not available in this build."]
         ),
         Case(
@@ -255,10 +261,11 @@ import Testing
             file: #"{"servers": {"reverb": {"options": {"tls": {"cafile": "ca.pem"}}}}}"#,
             readError: unreadable
         )
-        #expect(problems == [
-            #"REVERB_TLS_CERT: cannot read "cert.pem": No such file or directory."#,
-            #"config/reverb.json: servers.reverb.options.tls.cafile: cannot read "ca.pem": No such file or directory."#,
-        ])
+        #expect(
+            problems == [
+                #"REVERB_TLS_CERT: cannot read "cert.pem": No such file or directory."#,
+                #"config/reverb.json: servers.reverb.options.tls.cafile: cannot read "ca.pem": No such file or directory."#,
+            ])
     }
 
     @Test func valuesOutsideTheRulesAreAccepted() {

@@ -42,7 +42,8 @@ import Testing
     }
 
     @Test func interpolatesEarlierLinesInUnquotedAndDoubleQuotedValues() throws {
-        let text = "REVERB_HOST=\"ws.example.com\"\nVITE_REVERB_HOST=\"${REVERB_HOST}\"\nB=${REVERB_HOST}:8080\nC='${REVERB_HOST}'"
+        let text =
+            "REVERB_HOST=\"ws.example.com\"\nVITE_REVERB_HOST=\"${REVERB_HOST}\"\nB=${REVERB_HOST}:8080\nC='${REVERB_HOST}'"
         let entries = try DotEnvParser.parse(text)
         #expect(entries.map(\.value) == ["ws.example.com", "ws.example.com", "ws.example.com:8080", "${REVERB_HOST}"])
     }
@@ -56,10 +57,11 @@ import Testing
 
     @Test func laterLinesWinAndALineWithoutEqualsUnsets() throws {
         let entries = try DotEnvParser.parse("A=1\nA=2\nB=3\nB")
-        #expect(entries == [
-            .init(name: "A", value: "1", line: 1), .init(name: "A", value: "2", line: 2),
-            .init(name: "B", value: "3", line: 3), .init(name: "B", value: nil, line: 4),
-        ])
+        #expect(
+            entries == [
+                .init(name: "A", value: "1", line: 1), .init(name: "A", value: "2", line: 2),
+                .init(name: "B", value: "3", line: 3), .init(name: "B", value: nil, line: 4),
+            ])
     }
 
     @Test(arguments: ["\n", "\r\n", "\r"])
@@ -102,7 +104,8 @@ import Testing
     }
 
     @Test func errorMessageFormat() {
-        #expect(DotEnvSyntaxError(line: 7, reason: "unexpected whitespace in value").message(fileName: ".env")
-            == ".env:7: unexpected whitespace in value.")
+        #expect(
+            DotEnvSyntaxError(line: 7, reason: "unexpected whitespace in value").message(fileName: ".env")
+                == ".env:7: unexpected whitespace in value.")
     }
 }
