@@ -28,14 +28,14 @@ public struct RedisReconnectPolicy: Sendable, Equatable {
     public func baseDelay(afterFailedAttempts failedAttempts: Int) -> Duration {
         let exponent = Double(max(0, failedAttempts - 1))
         let seconds = initialDelay.seconds * power(multiplier, exponent)
-        return seconds >= maximumDelay.seconds ? maximumDelay : .seconds(seconds)
+        return seconds >= maximumDelay.seconds ? maximumDelay : .roundedNanoseconds(seconds)
     }
 
     /// The wait after `failedAttempts` failures with jitter; `unitRandom` in `0...1` picks the point
     /// in the jitter range (0 = shortest, 1 = longest).
     public func delay(afterFailedAttempts failedAttempts: Int, unitRandom: Double) -> Duration {
         let base = baseDelay(afterFailedAttempts: failedAttempts).seconds
-        return .seconds(base * (1 - jitter + 2 * jitter * min(max(unitRandom, 0), 1)))
+        return .roundedNanoseconds(base * (1 - jitter + 2 * jitter * min(max(unitRandom, 0), 1)))
     }
 
     /// The wait after `failedAttempts` failures, with random jitter.
@@ -49,6 +49,11 @@ extension Duration {
     var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
+    }
+
+    /// `seconds` rounded to whole nanoseconds, so schedules compare exactly.
+    static func roundedNanoseconds(_ seconds: Double) -> Duration {
+        .nanoseconds(Int64((seconds * 1e9).rounded()))
     }
 }
 
