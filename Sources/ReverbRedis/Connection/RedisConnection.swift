@@ -22,8 +22,8 @@ public final class RedisConnection: Sendable {
     public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 
     /// Opens a connection and runs the setup of spec `scaling.md` §5.1: connect (TCP keepalive on),
-    /// TLS, `AUTH`, `SELECT` when the database is not 0, and `CLIENT SETNAME` (errors ignored), all
-    /// within `configuration.connectTimeout`.
+    /// TLS, `AUTH`, `SELECT` when the database is not 0, `CLIENT SETNAME` (errors ignored) and a
+    /// `PING` that must answer `PONG`, all within `configuration.connectTimeout`.
     ///
     /// - Parameters:
     ///   - clientName: Sent with `CLIENT SETNAME` when set.
@@ -135,6 +135,11 @@ public final class RedisConnection: Sendable {
         }
         if let clientName {
             _ = try await sendReturningErrors(["CLIENT", "SETNAME", clientName])
+        }
+        // One round trip proves the link (and the TLS handshake) even when nothing else was sent.
+        let pong = try await sendReturningErrors(["PING"])
+        guard pong == .simpleString("PONG") else {
+            throw RedisConnectionError(.errorReply, "Redis at \(endpoint) answered PING with \(pong)")
         }
     }
 

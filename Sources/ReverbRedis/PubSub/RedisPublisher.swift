@@ -109,12 +109,7 @@ public final class RedisPublisher: Sendable {
     public func run() async {
         await loop.run(
             onMessage: nil,
-            prepare: { connection throws(RedisConnectionError) in
-                let reply = try await connection.send(["PING"])
-                guard reply == .simpleString("PONG") else {
-                    throw RedisConnectionError(.protocolError, "Unexpected reply to PING: \(reply)")
-                }
-            },
+            prepare: { _ throws(RedisConnectionError) in },  // connect() already saw PONG
             up: { connection in self.becameReady(connection) },
             down: { self.lostConnection() }
         )
