@@ -137,8 +137,19 @@ struct RedisOutageTests {
             configuration: configuration,
             options: RedisClientOptions(role: "publisher", reconnectPolicy: Self.fast, pingInterval: .milliseconds(200))
         )
+        let admin = try await RedisConnection.connect(configuration: server.configuration(), pingInterval: nil)
         try await withRunning([publisher.run]) {
             try await eventually("ready") { publisher.linkState.isConnected }
+            let ready = publisher.linkState
+            // A healthy connection survives several health checks (connect PINGs: 2, then one per interval).
+            try await eventually("four health-check PINGs") {
+                let stats = try await admin.send(["INFO", "commandstats"]).string ?? ""
+                let line = stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_ping:calls=") }
+                let calls = line.flatMap { Int($0.dropFirst("cmdstat_ping:calls=".count).prefix { $0.isNumber }) }
+                return (calls ?? 0) >= 6
+            }
+            #expect(publisher.linkState == ready)
+            await admin.close()
             server.suspend(true)  // the socket stays open, nothing answers
             try await eventually("frozen Redis detected") { !publisher.linkState.isConnected }
             server.suspend(false)
