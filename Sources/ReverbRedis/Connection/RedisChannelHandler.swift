@@ -79,7 +79,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         guard !isClosed else {
-            let error = closeReason ?? RedisConnectionError(.connectionClosed, "Connection to Redis at \(peer) is closed")
+            let error =
+                closeReason ?? RedisConnectionError(.connectionClosed, "Connection to Redis at \(peer) is closed")
             request.promise?.fail(error)
             promise?.fail(error)
             return

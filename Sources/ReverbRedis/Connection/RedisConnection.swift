@@ -116,7 +116,8 @@ public final class RedisConnection: Sendable {
             if let username = configuration.username {
                 let reply = try await sendReturningErrors(["AUTH", username, password])
                 if case .error(let text) = reply, text.hasPrefix("ERR wrong number of arguments") {
-                    logger.warning("Redis does not support ACL users (Redis < 6); authenticating with the password only")
+                    logger.warning(
+                        "Redis does not support ACL users (Redis < 6); authenticating with the password only")
                     try checkAuth(try await sendReturningErrors(["AUTH", password]))
                 } else {
                     try checkAuth(reply)
@@ -243,7 +244,9 @@ public final class RedisConnection: Sendable {
                 configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
             }
             if let certificateFile = tls.certificateFile {
-                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map {
+                    .certificate($0)
+                }
             }
             if let keyFile = tls.keyFile {
                 configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))

@@ -131,7 +131,9 @@ public final class RedisPublisher: Sendable {
             return trim(&state)
         }
         if let dropWarning {
-            logger.warning("Redis publish queue full (\(role)); dropped the oldest messages", metadata: ["dropped": "\(dropWarning)"])
+            logger.warning(
+                "Redis publish queue full (\(role)); dropped the oldest messages",
+                metadata: ["dropped": "\(dropWarning)"])
         }
     }
 

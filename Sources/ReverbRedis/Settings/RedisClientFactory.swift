@@ -4,9 +4,9 @@ public import NIOPosix
 import NIOSSL
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Builds the Redis endpoint from Laravel-style settings (spec `scaling.md` §6) and opens the

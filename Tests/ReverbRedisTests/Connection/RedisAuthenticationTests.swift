@@ -2,7 +2,9 @@ import Foundation
 import ReverbRedis
 import Testing
 
-@Suite("RedisConnection AUTH and unix sockets (own redis-server)", .enabled(if: TestRedis.isConfigured, TestRedis.disabledReason))
+@Suite(
+    "RedisConnection AUTH and unix sockets (own redis-server)",
+    .enabled(if: TestRedis.isConfigured, TestRedis.disabledReason))
 struct RedisAuthenticationTests {
     @Test func passwordAuthentication() async throws {
         let server = try await RedisServerProcess.start(["--requirepass", "s3cret"])
@@ -45,7 +47,8 @@ struct RedisAuthenticationTests {
     }
 
     @Test func unixSocket() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("reverb-\(UUID().uuidString).sock").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("reverb-\(UUID().uuidString).sock")
+            .path
         let server = try await RedisServerProcess.start(["--unixsocket", path])
         defer {
             server.stop()

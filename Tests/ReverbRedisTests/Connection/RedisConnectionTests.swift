@@ -27,7 +27,9 @@ struct RedisConnectionTests {
 
     @Test func errorReplyThrowsWithRedisText() async throws {
         let connection = try await RedisConnection.connect(configuration: try TestRedis.configuration())
-        let error = await #expect(throws: RedisConnectionError.self) { try await connection.send(["NOSUCHCOMMAND", "x"]) }
+        let error = await #expect(throws: RedisConnectionError.self) {
+            try await connection.send(["NOSUCHCOMMAND", "x"])
+        }
         #expect(error?.kind == .errorReply)
         #expect(error?.message.contains("unknown command") == true)
         #expect(try await connection.send(["PING"]) == .simpleString("PONG"))
@@ -58,7 +60,9 @@ struct RedisConnectionTests {
         )
         try await subscriber.subscribe(to: channels)
         // Subscribed mode still answers PING, as ["pong", ""].
-        #expect(try await subscriber.send(["PING"]) == .array([.bulkString(ByteBuffer(string: "pong")), .bulkString(ByteBuffer())]))
+        #expect(
+            try await subscriber.send(["PING"])
+                == .array([.bulkString(ByteBuffer(string: "pong")), .bulkString(ByteBuffer())]))
 
         let publisher = try await RedisConnection.connect(configuration: try TestRedis.configuration())
         let payload = ByteBuffer(bytes: Array("{\"event\":\"x\"}\r\n".utf8) + [0, 1, 255])

@@ -4,7 +4,9 @@ import Testing
 
 @Suite("RedisConnection over TLS (own redis-server)", .enabled(if: TestRedis.isConfigured, TestRedis.disabledReason))
 struct RedisTLSTests {
-    private func startServer(_ certificates: TestCertificates, clientCertificates: String) async throws -> RedisServerProcess {
+    private func startServer(_ certificates: TestCertificates, clientCertificates: String) async throws
+        -> RedisServerProcess
+    {
         try #require(
             try await Self.redisHasTLS(),
             "this redis-server was built without TLS support (--tls-port unknown); TLS cannot be tested"
@@ -50,7 +52,8 @@ struct RedisTLSTests {
         #expect(untrusted?.message.contains("127.0.0.1:\(server.port)") == true)
 
         // Row 25: verify_peer false accepts it anyway.
-        let unverified = try await RedisConnection.connect(configuration: server.configuration(tls: .init(verifyPeer: false)))
+        let unverified = try await RedisConnection.connect(
+            configuration: server.configuration(tls: .init(verifyPeer: false)))
         #expect(try await unverified.send(["PING"]) == .simpleString("PONG"))
         await unverified.close()
     }
@@ -83,7 +86,8 @@ struct RedisTLSTests {
         let server = try await startServer(certificates, clientCertificates: "optional")
         defer { server.stop() }
         let factory = try RedisClientFactory(
-            settings: RedisSettings(host: "127.0.0.1", port: String(server.port), scheme: "tls", tlsCA: certificates.caCertificate)
+            settings: RedisSettings(
+                host: "127.0.0.1", port: String(server.port), scheme: "tls", tlsCA: certificates.caCertificate)
         )
         let channel = TestRedis.uniqueChannel()
         let received = Collector<String>()

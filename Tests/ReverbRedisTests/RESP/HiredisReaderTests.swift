@@ -15,7 +15,9 @@ struct HiredisReaderTests {
     }
 
     @Test func scalarReplies() throws {
-        let values = try replies(["+OK\r\n-WRONGPASS invalid username-password pair\r\n:42\r\n:-7\r\n$5\r\nhello\r\n$0\r\n\r\n$-1\r\n"])
+        let values = try replies([
+            "+OK\r\n-WRONGPASS invalid username-password pair\r\n:42\r\n:-7\r\n$5\r\nhello\r\n$0\r\n\r\n$-1\r\n"
+        ])
         #expect(
             values == [
                 .simpleString("OK"),
@@ -50,7 +52,8 @@ struct HiredisReaderTests {
 
     @Test func nestedArraysAndNils() throws {
         let values = try replies(["*3\r\n*2\r\n:1\r\n*1\r\n+x\r\n*0\r\n*-1\r\n"])
-        #expect(values == [.array([.array([.integer(1), .array([.simpleString("x")])]), .array([]), .bulkString(nil)])])
+        #expect(
+            values == [.array([.array([.integer(1), .array([.simpleString("x")])]), .array([]), .bulkString(nil)])])
     }
 
     @Test func binaryBulkStringsAreCopiedExactly() throws {

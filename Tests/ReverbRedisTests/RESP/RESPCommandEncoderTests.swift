@@ -32,7 +32,8 @@ struct RESPCommandEncoderTests {
         var direct = ByteBuffer()
         RESPCommandEncoder.encodePublish(channel: "reverb", payload: payload, into: &direct)
         var generic = ByteBuffer()
-        RESPCommandEncoder.encode([ByteBuffer(string: "PUBLISH"), ByteBuffer(string: "reverb"), payload], into: &generic)
+        RESPCommandEncoder.encode(
+            [ByteBuffer(string: "PUBLISH"), ByteBuffer(string: "reverb"), payload], into: &generic)
         #expect(direct == generic)
     }
 
@@ -45,7 +46,7 @@ struct RESPCommandEncoderTests {
             }
             return copy
         }
-        defer { copies.forEach { $0.deallocate() } }
+        defer { for copy in copies { copy.deallocate() } }
         var argv: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self)) }
         var lengths: [Int] = arguments.map(\.count)
         var target: UnsafeMutablePointer<CChar>?

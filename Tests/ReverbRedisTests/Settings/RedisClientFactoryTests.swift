@@ -24,7 +24,8 @@ struct RedisClientFactoryTests {
         .init(
             row: "2",
             settings: RedisSettings(host: "redis.internal", port: "6380", password: "secret", database: "2"),
-            outcome: .endpoint(Config(endpoint: .tcp(host: "redis.internal", port: 6380), password: "secret", database: 2))
+            outcome: .endpoint(
+                Config(endpoint: .tcp(host: "redis.internal", port: 6380), password: "secret", database: 2))
         ),
         .init(
             row: "3",
@@ -220,7 +221,8 @@ struct RedisClientFactoryTests {
         let error = #expect(throws: RedisSettingsError.self) {
             try RedisClientFactory(settings: RedisSettings(port: "70000", scheme: "sentinel"))
         }
-        #expect(error?.problems == ["REDIS_SCHEME: unsupported scheme \"sentinel\" (use redis, rediss, tcp, tls or unix)"])
+        #expect(
+            error?.problems == ["REDIS_SCHEME: unsupported scheme \"sentinel\" (use redis, rediss, tcp, tls or unix)"])
         let portError = #expect(throws: RedisSettingsError.self) {
             try RedisClientFactory(settings: RedisSettings(port: "70000"))
         }
