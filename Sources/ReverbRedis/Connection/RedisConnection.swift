@@ -3,6 +3,12 @@ public import NIOCore
 public import NIOPosix
 import NIOSSL
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// One open, authenticated connection to Redis (RESP2).
 ///
 /// Commands may be sent from any thread and are pipelined: replies are matched to commands in the
@@ -76,7 +82,7 @@ public final class RedisConnection: Sendable {
                 "Timed out after \(describe(configuration.connectTimeout)) connecting to Redis at \(peer)"
             )
         } catch {
-            throw RedisConnectionError(.connectFailed, "Cannot connect to Redis at \(peer): \(error)")
+            throw RedisConnectionError(.connectFailed, "Cannot connect to Redis at \(peer): \(reason(error))")
         }
 
         let connection = RedisConnection(channel: channel, endpoint: endpoint)
@@ -269,6 +275,18 @@ extension RedisConnectionConfiguration.Endpoint {
         if case .tcp(let host, _) = self { return host }
         return nil
     }
+}
+
+/// The short reason of a connect failure, e.g. `Connection refused`.
+private func reason(_ error: any Error) -> String {
+    if let error = error as? NIOConnectionError {
+        if let failure = error.connectionErrors.last { return reason(failure.error) }
+        if let lookup = error.dnsAError ?? error.dnsAAAAError { return "cannot resolve the host name (\(lookup))" }
+    }
+    if let error = error as? IOError {
+        return String(cString: strerror(error.errnoCode))
+    }
+    return "\(error)"
 }
 
 /// Whether `name` is an IPv4 or IPv6 literal (which TLS must not send as SNI).

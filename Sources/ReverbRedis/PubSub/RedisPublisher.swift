@@ -144,14 +144,24 @@ public final class RedisPublisher: Sendable {
     }
 
     /// Writes everything queued to `connection`, then flushes once. Runs on its event loop.
+    ///
+    /// A drain scheduled for a connection that has since been replaced hands over to the new one,
+    /// whose own scheduling it may have suppressed.
     private func drain(_ connection: RedisConnection) {
         var batch = CircularBuffer<Queued>()
-        state.withLock { state in
+        let handOver: RedisConnection? = state.withLock { state in
             state.drainScheduled = false
-            guard state.connection === connection else { return }
+            guard let current = state.connection else { return nil }
+            guard current === connection else {
+                if state.queue.isEmpty { return nil }
+                state.drainScheduled = true
+                return current
+            }
             swap(&batch, &state.queue)
             state.queuedBytes = 0
+            return nil
         }
+        if let handOver { scheduleDrain(on: handOver) }
         guard !batch.isEmpty else { return }
         for item in batch {
             connection.enqueuePublish(item.payload, to: item.channel)

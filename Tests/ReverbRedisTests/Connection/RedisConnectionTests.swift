@@ -87,6 +87,6 @@ struct RedisConnectionTests {
             )
         }
         #expect(error?.kind == .connectFailed)
-        #expect(error?.message.hasPrefix("Cannot connect to Redis at 127.0.0.1:\(port):") == true)
+        #expect(error?.message == "Cannot connect to Redis at 127.0.0.1:\(port): Connection refused")
     }
 }
