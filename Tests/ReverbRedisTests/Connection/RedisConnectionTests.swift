@@ -79,6 +79,21 @@ struct RedisConnectionTests {
         await publisher.close()
     }
 
+    @Test func arraysLookingLikePushesAreRepliesOnUnsubscribedConnections() async throws {
+        let key = "reverb-test-\(UUID().uuidString)"
+        let received = Collector<RedisPubSubMessage>()
+        let connection = try await RedisConnection.connect(
+            configuration: try TestRedis.configuration(),
+            onMessage: { received.append($0) }
+        )
+        _ = try await connection.send(["RPUSH", key, "message", "channel", "payload"])
+        let reply = try await connection.send(["LRANGE", key, "0", "-1"])
+        #expect(reply == .array(["message", "channel", "payload"].map { .bulkString(ByteBuffer(string: $0)) }))
+        #expect(received.all.isEmpty)
+        _ = try await connection.send(["DEL", key])
+        await connection.close()
+    }
+
     @Test func refusedConnectionIsAClearError() async throws {
         let port = try await RedisServerProcess.freePort()
         let error = await #expect(throws: RedisConnectionError.self) {
