@@ -85,7 +85,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             promise?.fail(error)
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: 64)
+        var buffer = context.channel.allocator.buffer(capacity: request.estimatedSize)
         request.encode(into: &buffer)
         pending.append(Pending(owner: .caller(request.promise), remaining: max(1, request.expectedReplies)))
         context.write(wrapOutboundOut(buffer), promise: promise)

@@ -22,6 +22,15 @@ struct RedisRequest: Sendable {
         self.promise = promise
     }
 
+    /// Roughly the encoded size, so one allocation usually suffices.
+    var estimatedSize: Int {
+        switch command {
+        case .text(let arguments): arguments.reduce(16) { $0 + $1.utf8.count + 16 }
+        case .binary(let arguments): arguments.reduce(16) { $0 + $1.readableBytes + 16 }
+        case .publish(let channel, let payload): 48 + channel.utf8.count + payload.readableBytes
+        }
+    }
+
     func encode(into buffer: inout ByteBuffer) {
         switch command {
         case .text(let arguments): RESPCommandEncoder.encode(arguments, into: &buffer)

@@ -96,16 +96,12 @@ public final class RedisPublisher: Sendable {
             state.drainScheduled = true
             return connection
         }
-        if let dropWarning {
-            logger.warning(
-                "Redis publish queue full (\(role)); dropped the oldest messages",
-                metadata: ["dropped": "\(dropWarning)", "dropped_total": "\(droppedMessageCount)"]
-            )
-        }
+        if let dropWarning { warnDropped(dropWarning) }
         if let drainOn { scheduleDrain(on: drainOn) }
     }
 
     /// Connects, keeps the connection ready and reconnects until the calling task is cancelled.
+    /// Call it once.
     public func run() async {
         await loop.run(
             onMessage: nil,
@@ -130,11 +126,14 @@ public final class RedisPublisher: Sendable {
             state.connection = nil
             return trim(&state)
         }
-        if let dropWarning {
-            logger.warning(
-                "Redis publish queue full (\(role)); dropped the oldest messages",
-                metadata: ["dropped": "\(dropWarning)"])
-        }
+        if let dropWarning { warnDropped(dropWarning) }
+    }
+
+    private func warnDropped(_ count: Int) {
+        logger.warning(
+            "Redis publish queue full (\(role)); dropped the oldest messages",
+            metadata: ["dropped": "\(count)", "dropped_total": "\(droppedMessageCount)"]
+        )
     }
 
     private func scheduleDrain(on connection: RedisConnection) {

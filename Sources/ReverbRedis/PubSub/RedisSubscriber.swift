@@ -49,7 +49,7 @@ public final class RedisSubscriber: Sendable {
     /// Whether the subscription is in place, and since when.
     public var linkState: RedisLinkState { tracker.link }
 
-    /// Connects, subscribes and delivers messages until the calling task is cancelled.
+    /// Connects, subscribes and delivers messages until the calling task is cancelled. Call it once.
     public func run() async {
         let channels = self.channels
         await loop.run(
