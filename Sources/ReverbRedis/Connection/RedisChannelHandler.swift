@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOSSL
 
 /// Encodes commands, decodes replies with hiredis, and pairs replies with commands in order.
 ///
@@ -26,7 +27,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private var pending = CircularBuffer<Pending>()
     private var isSubscribed = false
     private var isClosed = false
-    private var closeReason: RedisConnectionError?
+    private let closeReason: RedisCloseReason
     private var healthCheckOutstanding = false
     private var healthCheckTask: RepeatedTask?
     private let pingInterval: TimeAmount?
@@ -36,11 +37,13 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     init(
         peer: String,
+        closeReason: RedisCloseReason,
         pingInterval: TimeAmount?,
         logger: Logger,
         onMessage: (@Sendable (RedisPubSubMessage) -> Void)?
     ) {
         self.peer = peer
+        self.closeReason = closeReason
         self.pingInterval = pingInterval
         self.logger = logger
         self.onMessage = onMessage
@@ -62,7 +65,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         isClosed = true
         healthCheckTask?.cancel()
         healthCheckTask = nil
-        let error = closeReason ?? RedisConnectionError(.connectionClosed, "Redis at \(peer) closed the connection")
+        let closed = RedisConnectionError(.connectionClosed, "Redis at \(peer) closed the connection")
+        closeReason.record(closed)
+        let error = closeReason.error ?? closed
         while let entry = pending.popFirst() {
             if case .caller(let promise?) = entry.owner { promise.fail(error) }
         }
@@ -70,9 +75,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if closeReason == nil {
-            closeReason = RedisConnectionError(.connectionClosed, "Connection to Redis at \(peer) failed: \(error)")
-        }
+        closeReason.record(
+            error is NIOSSLError
+                ? RedisConnectionError(.connectFailed, "TLS with Redis at \(peer) failed: \(error)")
+                : RedisConnectionError(.connectionClosed, "Connection to Redis at \(peer) failed: \(error)")
+        )
         context.close(promise: nil)
     }
 
@@ -80,7 +87,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         let request = unwrapOutboundIn(data)
         guard !isClosed else {
             let error =
-                closeReason ?? RedisConnectionError(.connectionClosed, "Connection to Redis at \(peer) is closed")
+                closeReason.error ?? RedisConnectionError(.connectionClosed, "Connection to Redis at \(peer) is closed")
             request.promise?.fail(error)
             promise?.fail(error)
             return
@@ -99,7 +106,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
                 handle(reply)
             }
         } catch {
-            closeReason = RedisConnectionError(.protocolError, "Invalid reply from Redis at \(peer): \(error.message)")
+            closeReason.record(
+                RedisConnectionError(.protocolError, "Invalid reply from Redis at \(peer): \(error.message)")
+            )
             logger.error("Invalid reply from Redis; closing the connection", metadata: ["error": "\(error.message)"])
             context.close(promise: nil)
         }
@@ -160,10 +169,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private func checkHealth(context: ChannelHandlerContext) {
         guard !isClosed else { return }
         if healthCheckOutstanding {
-            closeReason = RedisConnectionError(
-                .connectionClosed,
-                "Redis at \(peer) did not answer PING within \(pingInterval.map(Self.describe) ?? "the interval")"
-            )
+            closeReason.record(
+                RedisConnectionError(
+                    .connectionClosed,
+                    "Redis at \(peer) did not answer PING within \(pingInterval.map(Self.describe) ?? "the interval")"
+                ))
             logger.warning("Redis did not answer PING; closing the connection")
             context.close(promise: nil)
             return

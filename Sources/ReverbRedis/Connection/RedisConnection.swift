@@ -19,9 +19,12 @@ public final class RedisConnection: Sendable {
     /// Where the connection goes, for messages.
     public let endpoint: RedisConnectionConfiguration.Endpoint
 
-    private init(channel: any Channel, endpoint: RedisConnectionConfiguration.Endpoint) {
+    private let closeReason: RedisCloseReason
+
+    private init(channel: any Channel, endpoint: RedisConnectionConfiguration.Endpoint, closeReason: RedisCloseReason) {
         self.channel = channel
         self.endpoint = endpoint
+        self.closeReason = closeReason
     }
 
     /// Completes when the connection is closed, by either side.
@@ -51,6 +54,7 @@ public final class RedisConnection: Sendable {
         let handlerLogger = logger
         let peer = endpoint.description
         let ping = pingInterval.map(TimeAmount.init)
+        let closeReason = RedisCloseReason()
 
         var bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
@@ -63,7 +67,9 @@ public final class RedisConnection: Sendable {
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: sniName))
                     }
                     try sync.addHandler(
-                        RedisChannelHandler(peer: peer, pingInterval: ping, logger: handlerLogger, onMessage: onMessage)
+                        RedisChannelHandler(
+                            peer: peer, closeReason: closeReason, pingInterval: ping, logger: handlerLogger,
+                            onMessage: onMessage)
                     )
                 }
             }
@@ -85,7 +91,7 @@ public final class RedisConnection: Sendable {
             throw RedisConnectionError(.connectFailed, "Cannot connect to Redis at \(peer): \(reason(error))")
         }
 
-        let connection = RedisConnection(channel: channel, endpoint: endpoint)
+        let connection = RedisConnection(channel: channel, endpoint: endpoint, closeReason: closeReason)
         // Closing the channel fails whichever setup command is waiting; the deadline check below
         // tells a timeout from other failures.
         let timeout = channel.eventLoop.scheduleTask(deadline: deadline) { [channel] in
@@ -216,10 +222,11 @@ public final class RedisConnection: Sendable {
     ) async throws(RedisConnectionError) -> RESPValue {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
         let endpoint = self.endpoint
+        let closeReason = self.closeReason
         channel.writeAndFlush(RedisRequest(command, expectedReplies: expectedReplies, promise: promise)).whenFailure {
             error in
             promise.fail(
-                error as? RedisConnectionError
+                error as? RedisConnectionError ?? closeReason.error
                     ?? RedisConnectionError(.connectionClosed, "Connection to Redis at \(endpoint) is closed: \(error)")
             )
         }

@@ -49,7 +49,8 @@ struct RedisTLSTests {
         let untrusted = await #expect(throws: RedisConnectionError.self) {
             try await RedisConnection.connect(configuration: server.configuration(tls: .init()))
         }
-        #expect(untrusted?.message.contains("127.0.0.1:\(server.port)") == true)
+        #expect(untrusted?.kind == .connectFailed)
+        #expect(untrusted?.message.hasPrefix("TLS with Redis at 127.0.0.1:\(server.port) failed:") == true)
 
         // Row 25: verify_peer false accepts it anyway.
         let unverified = try await RedisConnection.connect(
