@@ -24,6 +24,7 @@ public struct RedisConnectionConfiguration: Sendable, Equatable {
         /// The name verified in the certificate and sent as SNI. Default `nil`: the endpoint's host.
         public var serverName: String?
 
+        /// TLS settings; every default is described on its property.
         public init(
             caFile: String? = nil,
             certificateFile: String? = nil,
@@ -52,6 +53,7 @@ public struct RedisConnectionConfiguration: Sendable, Equatable {
     /// TLS settings; `nil` (the default) means plain TCP or a unix socket.
     public var tls: TLS?
 
+    /// A configuration; every default is described on its property.
     public init(
         endpoint: Endpoint = .tcp(host: "127.0.0.1", port: 6379),
         username: String? = nil,

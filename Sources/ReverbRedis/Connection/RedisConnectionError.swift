@@ -25,6 +25,7 @@ public struct RedisConnectionError: Error, Sendable, Equatable, CustomStringConv
     /// A human-readable explanation including Redis's own text where there is one.
     public let message: String
 
+    /// An error of `kind` explained by `message`.
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message

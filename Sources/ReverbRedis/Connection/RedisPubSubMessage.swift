@@ -7,6 +7,7 @@ public struct RedisPubSubMessage: Sendable, Equatable {
     /// The published bytes, exactly as given to `PUBLISH`.
     public var payload: ByteBuffer
 
+    /// A message published on `channel`.
     public init(channel: String, payload: ByteBuffer) {
         self.channel = channel
         self.payload = payload

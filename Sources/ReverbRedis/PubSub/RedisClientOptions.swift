@@ -11,6 +11,7 @@ public struct RedisClientOptions: Sendable {
     /// After this long without a connection an error is logged once (`REDIS_TIMEOUT`). Default 60 s.
     public var unreachableTimeout: Duration
 
+    /// Options with the defaults above; see each property.
     public init(
         role: String = "redis",
         clientName: String? = nil,

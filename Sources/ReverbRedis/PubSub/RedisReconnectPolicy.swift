@@ -12,6 +12,7 @@ public struct RedisReconnectPolicy: Sendable, Equatable {
     /// Relative jitter applied to every wait: 0.2 means ±20 %. Default 0.2.
     public var jitter: Double
 
+    /// A policy; the defaults give the schedule of spec `scaling.md` §5.3.
     public init(
         initialDelay: Duration = .milliseconds(100),
         maximumDelay: Duration = .seconds(5),

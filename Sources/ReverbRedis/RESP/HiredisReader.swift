@@ -11,6 +11,7 @@ public final class HiredisReader {
     private let allocator = ByteBufferAllocator()
     private var failure: RESPError?
 
+    /// A reader with an empty buffer.
     public init() {
         guard let reader = redisReaderCreate() else {
             fatalError("hiredis could not allocate a reply reader (out of memory)")

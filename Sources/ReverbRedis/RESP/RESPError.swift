@@ -3,6 +3,7 @@ public struct RESPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The parser's explanation (hiredis' `errstr`).
     public let message: String
 
+    /// An error carrying the parser's explanation.
     public init(message: String) {
         self.message = message
     }

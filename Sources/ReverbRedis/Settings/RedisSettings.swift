@@ -54,6 +54,7 @@ public struct RedisSettings: Sendable, Equatable {
             )
         }
 
+        /// Names for each setting, in the order of `RedisSettings`' fields.
         public init(
             url: String,
             host: String,
@@ -114,6 +115,7 @@ public struct RedisSettings: Sendable, Equatable {
     /// Names used in messages; default the environment variable names.
     public var names: Names
 
+    /// Settings as given; `nil` or empty means unset.
     public init(
         url: String? = nil,
         host: String? = nil,

@@ -3,6 +3,7 @@ public struct RedisSettingsError: Error, Sendable, Equatable, CustomStringConver
     /// One message per problem, e.g. `REDIS_URL: port 99999 is out of range (1-65535)`.
     public let problems: [String]
 
+    /// An error listing `problems`, one message each.
     public init(problems: [String]) {
         self.problems = problems
     }
