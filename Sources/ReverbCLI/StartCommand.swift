@@ -55,6 +55,9 @@ struct StartCommand: AsyncParsableCommand {
         let address: SocketAddress
         do {
             address = try await server.start()
+        } catch let error as ReverbServer.ScalingSetupError {
+            try? await group.shutdownGracefully()
+            CommandSupport.fail(error.description, exitCode: 78)
         } catch {
             try? await group.shutdownGracefully()
             CommandSupport.fail("\(error)", exitCode: 1)
@@ -72,7 +75,13 @@ struct StartCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             ))
-        try await serviceGroup.run()
+        do {
+            try await serviceGroup.run()
+        } catch {
+            logger.critical("\(error)")
+            try? await group.shutdownGracefully()
+            CommandSupport.fail("\(error)", exitCode: 1)
+        }
         try? await group.shutdownGracefully()
     }
 

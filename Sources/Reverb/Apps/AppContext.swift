@@ -48,9 +48,18 @@ final class AppContext: Sendable {
         broadcastLocally(channel: channel, frame: frame, except: exceptSocketID)
     }
 
-    /// Publishes a channel event to every node (this one included); without scaling, local delivery.
+    /// Publishes a channel event to every node: delivered here at once, then sent to the others
+    /// through the cluster bus when scaling is on (`scaling.md` §4.3).
     func publish(channel: String, frame: OutboundFrame, except exceptSocketID: String?) {
         deliverChannelEvent(channel: channel, frame: frame, except: exceptSocketID)
+        node.cluster?.publishBroadcast(app: application.id, frame: frame, except: exceptSocketID)
+    }
+
+    /// Closes the user's connections here, then on every other node (`scaling.md` §4.5).
+    func terminate(identity: String) -> EventLoopFuture<Int> {
+        let local = terminateLocally(identity: identity)
+        node.cluster?.publishTermination(app: application.id, userID: identity)
+        return local
     }
 
     /// Closes every local connection of this app whose user identity is `identity` (Close 1008).

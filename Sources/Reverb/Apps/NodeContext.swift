@@ -8,6 +8,13 @@ final class NodeContext: Sendable {
     let inboxes: [ShardInbox]
     let logger: Logger
     private let socketIDs = NIOLockedValueBox(Set<String>())
+    private let clusterBox = NIOLockedValueBox<ClusterNode?>(nil)
+
+    /// The cluster membership when scaling is enabled and started.
+    var cluster: ClusterNode? {
+        get { clusterBox.withLockedValue { $0 } }
+        set { clusterBox.withLockedValue { $0 = newValue } }
+    }
     private let appsBox = NIOLockedValueBox<(byKey: [String: AppContext], byID: [String: AppContext], all: [AppContext])>(
         ([:], [:], []))
 

@@ -16,25 +16,33 @@ extension HTTPAPI {
         var info: String?
     }
 
-    func triggerEvent(_ request: HTTPAPIRequest, app: AppContext) -> HTTPResponse {
-        guard let body = Self.jsonObject(request.body) else { return Self.invalidJSONBody }
+    func triggerEvent(_ request: HTTPAPIRequest, app: AppContext) -> Answer {
+        guard let body = Self.jsonObject(request.body) else { return .now(Self.invalidJSONBody) }
         var errors = ValidationErrors()
         guard let event = Self.validateEvent(body, path: "", allowChannels: true, errors: &errors) else {
-            return errors.response
+            return .now(errors.response)
         }
-        if let refusal = Self.checkLimits(event) { return refusal }
+        if let refusal = Self.checkLimits(event) { return .now(refusal) }
         deliver(event, app: app, batchOrder: false)
-        guard event.info != nil else { return .json(.ok, "{}") }
+        guard event.info != nil else { return .now(.json(.ok, "{}")) }
         let attributes = InfoAttributes(event.info)
-        var channels = JSONObject()
-        for channel in event.channels {
-            let snapshot = app.snapshot(of: channel, includeCache: attributes.cache)
-            channels[channel] = .object(snapshot.infoObject(channel: channel, attributes: attributes, includeOccupied: false))
+        let names = event.channels
+        return .afterQuery(.channels(prefix: "", names: names, users: attributes.userCount)) { view in
+            var channels = JSONObject()
+            for channel in names {
+                let snapshot = view.snapshot(of: channel, app: app, includeCache: attributes.cache)
+                channels[channel] = .object(
+                    snapshot.infoObject(channel: channel, attributes: attributes, includeOccupied: false))
+            }
+            return .json(.ok, .object(JSONObject([("channels", .object(channels))])))
         }
-        return .json(.ok, .object(JSONObject([("channels", .object(channels))])))
     }
 
-    func triggerBatch(_ request: HTTPAPIRequest, app: AppContext) -> HTTPResponse {
+    func triggerBatch(_ request: HTTPAPIRequest, app: AppContext) -> Answer {
+        .now(triggerBatchNow(request, app: app))
+    }
+
+    private func triggerBatchNow(_ request: HTTPAPIRequest, app: AppContext) -> HTTPResponse {
         guard let body = Self.jsonObject(request.body) else { return Self.invalidJSONBody }
         var errors = ValidationErrors()
         guard let batch = body["batch"], !ValidationErrors.isMissing(batch) else {

@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import NIOHTTP1
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -10,13 +9,19 @@ import Darwin
 #endif
 
 /// The HTTP API routes (`http-api.md` §3): app lookup and signature checks, then one handler per
-/// route group (`HTTPAPI+Events`, `HTTPAPI+Channels`, `HTTPAPI+Users`).
+/// route group (`HTTPAPI+Events`, `HTTPAPI+Channels`).
 final class HTTPAPI: Sendable {
     let node: NodeContext
     let configuration: ReverbConfiguration
     let logger: Logger
     /// Unix seconds; injected by tests to check old signature vectors.
     let clock: @Sendable () -> Int64
+
+    /// A route's answer: ready now, or built from channel counts gathered across the cluster.
+    enum Answer {
+        case now(HTTPResponse)
+        case afterQuery(ClusterQueryRequest, @Sendable (ClusterChannelView) -> HTTPResponse)
+    }
 
     init(
         node: NodeContext, configuration: ReverbConfiguration, logger: Logger,
@@ -30,38 +35,86 @@ final class HTTPAPI: Sendable {
 
     /// Answers one request whose route and method already matched (§2.5 order of checks).
     func respond(to request: HTTPAPIRequest, route: Route, eventLoop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
-        eventLoop.makeSucceededFuture(respond(to: request, route: route))
+        let app: AppContext
+        switch authenticate(request, route: route) {
+        case .failure(let response): return eventLoop.makeSucceededFuture(response)
+        case .success(let found): app = found
+        }
+        switch answer(request, route: route, app: app) {
+        case .now(let response):
+            return eventLoop.makeSucceededFuture(response)
+        case .afterQuery(let query, let build):
+            let local = app.localQueryResult(query)
+            guard let cluster = node.cluster else {
+                var view = ClusterChannelView()
+                view.merge(local)
+                return eventLoop.makeSucceededFuture(build(view))
+            }
+            return eventLoop.makeFutureWithTask {
+                let (replies, partial) = await cluster.query(app: app.id, request: query)
+                var view = ClusterChannelView()
+                view.merge(local)
+                for reply in replies { view.merge(reply) }
+                view.partial = partial
+                var response = build(view)
+                if partial { response.extraHeaders.append(("X-Reverb-Partial", "1")) }
+                return response
+            }
+        }
     }
 
+    /// The same, answered from this node alone (tests, and every route without scaling).
     func respond(to request: HTTPAPIRequest, route: Route) -> HTTPResponse {
+        switch authenticate(request, route: route) {
+        case .failure(let response):
+            return response
+        case .success(let app):
+            switch answer(request, route: route, app: app) {
+            case .now(let response):
+                return response
+            case .afterQuery(let query, let build):
+                var view = ClusterChannelView()
+                view.merge(app.localQueryResult(query))
+                return build(view)
+            }
+        }
+    }
+
+    /// `/up`, app lookup and request signing; the app on success, else the response to send.
+    private func authenticate(_ request: HTTPAPIRequest, route: Route) -> Result<AppContext, HTTPResponse> {
         let app: AppContext
         switch route {
         case .up:
-            return .json(.ok, #"{"health":"OK"}"#)
+            if let cluster = node.cluster, cluster.isDegraded {
+                return .failure(.json(.ok, #"{"health":"DEGRADED","redis":"disconnected"}"#))
+            }
+            return .failure(.json(.ok, #"{"health":"OK"}"#))
         case .webSocket:
-            return .notFound
+            return .failure(.notFound)
         case .terminateUserConnectionsByKey:
+            guard request.query("auth_key") != nil, request.query("auth_signature") != nil,
+                request.query("auth_timestamp") != nil
+            else { return .failure(RequestSignature.Failure.parametersMissing.response) }
             guard let key = request.query("auth_key"), let found = node.app(key: key) else {
-                if request.query("auth_key") == nil || request.query("auth_signature") == nil
-                    || request.query("auth_timestamp") == nil
-                {
-                    return RequestSignature.Failure.parametersMissing.response
-                }
-                return RequestSignature.Failure.invalid.response
+                return .failure(RequestSignature.Failure.invalid.response)
             }
             app = found
         case .events(let id), .batchEvents(let id), .channels(let id), .channel(let id, _), .channelUsers(let id, _),
             .connections(let id), .terminateUserConnections(let id, _):
             guard let found = node.app(id: id) else {
-                return .text(.notFound, "No matching application for ID [\(id)].")
+                return .failure(.text(.notFound, "No matching application for ID [\(id)]."))
             }
             app = found
         }
         if case .failure(let failure) = RequestSignature.verify(
             request, application: app.application, prefix: configuration.server.routePrefix, now: clock())
         {
-            return failure.response
+            return .failure(failure.response)
         }
+        return .success(app)
+    }
+
+    private func answer(_ request: HTTPAPIRequest, route: Route, app: AppContext) -> Answer {
         switch route {
         case .events:
             return triggerEvent(request, app: app)
@@ -74,11 +127,11 @@ final class HTTPAPI: Sendable {
         case .channelUsers(_, let channel):
             return users(of: channel, app: app)
         case .connections:
-            return .json(.ok, #"{"connections":\#(app.connectionCount.load(ordering: .relaxed))}"#)
+            return .afterQuery(.connections) { view in .json(.ok, #"{"connections":\#(view.connections)}"#) }
         case .terminateUserConnections(_, let userID), .terminateUserConnectionsByKey(let userID):
-            return terminate(userID: userID, request: request, app: app)
+            return .now(terminate(userID: userID, request: request, app: app))
         case .up, .webSocket:
-            return .notFound
+            return .now(.notFound)
         }
     }
 

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 public import ServiceLifecycle
+import ReverbRedis
 
 /// The swift-reverb node: one listener serving the Pusher WebSocket protocol and the HTTP API.
 ///
@@ -19,9 +20,20 @@ public final class ReverbServer: Service, Sendable {
         public var description: String { "Cannot listen on \(host):\(port): \(reason)." }
     }
 
+    /// Scaling is enabled but the Redis settings cannot be used; names each bad setting.
+    public struct ScalingSetupError: Error, CustomStringConvertible {
+        public var problems: [String]
+        public var description: String { problems.joined(separator: "\n") }
+    }
+
+    /// Redis stayed away past `REDIS_TIMEOUT` with `REVERB_SCALING_EXIT_ON_TIMEOUT` on.
+    public struct RedisTimeoutError: Error, CustomStringConvertible {
+        public var description: String { "Redis unreachable for longer than the scaling timeout; exiting." }
+    }
+
     private enum State {
         case idle
-        case started(channel: any Channel, sweeps: [RepeatedTask])
+        case started(channel: any Channel, sweeps: [RepeatedTask], cluster: Task<Void, Never>?)
         case stopped
     }
 
@@ -44,7 +56,7 @@ public final class ReverbServer: Service, Sendable {
     /// The bound address once started.
     public var localAddress: SocketAddress? {
         state.withLockedValue {
-            if case .started(let channel, _) = $0 { return channel.localAddress }
+            if case .started(let channel, _, _) = $0 { return channel.localAddress }
             return nil
         }
     }
@@ -55,6 +67,7 @@ public final class ReverbServer: Service, Sendable {
         let server = configuration.server
         let runtime = self.runtime
         let tlsContext = try server.tls.map(TLSContextFactory.makeServerContext)
+        let cluster = try makeCluster()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -78,9 +91,33 @@ public final class ReverbServer: Service, Sendable {
             throw BindError(host: server.host, port: server.port, reason: Self.describe(error))
         }
         let sweeps = startSweeps()
-        state.withLockedValue { $0 = .started(channel: channel, sweeps: sweeps) }
+        // The cluster's Redis links run for the server's lifetime; `shutdown()` cancels them.
+        let clusterTask = cluster.map { cluster in Task { await cluster.run() } }
+        state.withLockedValue { $0 = .started(channel: channel, sweeps: sweeps, cluster: clusterTask) }
         return channel.localAddress!
     }
+
+    /// The cluster membership when scaling is enabled; the listener serves local clients at once
+    /// while Redis connects in the background.
+    private func makeCluster() throws -> ClusterNode? {
+        let scaling = configuration.scaling
+        guard scaling.enabled else { return nil }
+        if let existing = runtime.node.cluster { return existing }
+        let factory: RedisClientFactory
+        do {
+            factory = try RedisClientFactory(settings: scaling.redis.redisSettings)
+        } catch {
+            throw ScalingSetupError(problems: error.problems)
+        }
+        for warning in factory.warnings { runtime.logger.warning("\(warning)") }
+        let cluster = ClusterNode(
+            node: runtime.node, factory: factory, scaling: scaling, eventLoopGroup: group, logger: runtime.logger)
+        runtime.node.cluster = cluster
+        return cluster
+    }
+
+    /// Either Redis link has been down for `REDIS_TIMEOUT` or longer (`/up` says `DEGRADED`).
+    public var isRedisDegraded: Bool { runtime.node.cluster?.isDegraded ?? false }
 
     static func describe(_ error: any Error) -> String {
         if let io = error as? IOError {
@@ -130,8 +167,26 @@ public final class ReverbServer: Service, Sendable {
     /// Serves until graceful shutdown or cancellation, then shuts down.
     public func run() async throws {
         if localAddress == nil { try await start() }
-        // Returns on graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
-        try? await gracefulShutdown()
+        let exitOnTimeout = configuration.scaling.enabled && configuration.scaling.exitOnTimeout
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+            // Returns on graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
+            group.addTask { try? await gracefulShutdown() }
+            if exitOnTimeout {
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .seconds(1))
+                        if self.isRedisDegraded { throw RedisTimeoutError() }
+                    }
+                }
+            }
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch {
+            await shutdown()
+            throw error
+        }
         await shutdown()
     }
 
@@ -142,9 +197,10 @@ public final class ReverbServer: Service, Sendable {
             state = .stopped
             return previous
         }
-        guard case .started(let channel, let sweeps) = previous else { return }
+        guard case .started(let channel, let sweeps, let clusterTask) = previous else { return }
         for sweep in sweeps { sweep.cancel() }
         try? await channel.close()
+        if let cluster = runtime.node.cluster { await cluster.leave() }
         let closing = runtime.node.inboxes.map { inbox in
             inbox.submit { shard -> Int in
                 let connections = shard.allConnections()
@@ -153,5 +209,7 @@ public final class ReverbServer: Service, Sendable {
             }
         }
         _ = try? await EventLoopFuture.whenAllSucceed(closing, on: runtime.node.inboxes[0].eventLoop).get()
+        clusterTask?.cancel()
+        await clusterTask?.value
     }
 }

@@ -1,0 +1,86 @@
+import ReverbRedis
+import Synchronization
+
+/// This node's answer to a cluster query (`scaling.md` §4.4), also the requester's own part.
+extension AppContext {
+    func localQueryResult(_ request: ClusterQueryRequest) -> JSONObject {
+        switch request {
+        case .connections:
+            return JSONObject([("connections", .number(String(connectionCount.load(ordering: .relaxed))))])
+        case .channels(let prefix, let names, let wantsUsers):
+            return directory.withState { state in
+                var counts = JSONObject()
+                var users = JSONObject()
+                let candidates = names ?? state.occupiedChannels()
+                for name in candidates where name.hasPrefix(prefix) {
+                    let count = state.subscriptionCount(name)
+                    guard count > 0 else { continue }
+                    counts[name] = .number(String(count))
+                    if wantsUsers && ChannelName.kind(of: name).isPresence {
+                        users[name] = .array(state.users(name))
+                    }
+                }
+                var result = JSONObject([("channels", .object(counts))])
+                if wantsUsers { result["users"] = .object(users) }
+                return result
+            }
+        }
+    }
+}
+
+/// Channel counts and users gathered from this node and its peers, merged per `scaling.md` §4.4.
+struct ClusterChannelView {
+    struct Entry {
+        var subscriptionCount = 0
+        var users: [JSONValue] = []
+        var identities: Set<String> = []
+    }
+
+    private(set) var order: [String] = []
+    private(set) var entries: [String: Entry] = [:]
+    /// Open connections summed over the nodes that answered a `connections` query.
+    private(set) var connections = 0
+    /// Some node did not answer in time (`X-Reverb-Partial: 1`).
+    var partial = false
+
+    /// Merges one node's `channels` result; the requester's own comes first.
+    mutating func merge(_ result: JSONObject) {
+        if let count = result["connections"]?.integerValue { connections += count }
+        guard case .object(let counts)? = result["channels"] else { return }
+        let users = result["users"]?.objectValue
+        for (name, value) in counts.entries {
+            guard let count = value.integerValue else { continue }
+            if entries[name] == nil {
+                entries[name] = Entry()
+                order.append(name)
+            }
+            entries[name]!.subscriptionCount += count
+            for userID in users?[name]?.arrayValue ?? [] {
+                guard let identity = PresenceMember.identity(of: userID) else { continue }
+                if entries[name]!.identities.insert(identity).inserted {
+                    entries[name]!.users.append(userID)
+                }
+            }
+        }
+    }
+}
+
+extension ClusterChannelView {
+    /// The merged view of `name`, with the local cached event when asked for.
+    func snapshot(of name: String, app: AppContext, includeCache: Bool) -> ChannelSnapshot {
+        let entry = entries[name] ?? Entry()
+        var snapshot = ChannelSnapshot(subscriptionCount: entry.subscriptionCount, users: entry.users, cache: nil)
+        if includeCache { snapshot.cache = app.snapshot(of: name, includeCache: true).cache }
+        return snapshot
+    }
+}
+
+extension RedisSettingsInput {
+    /// The settings in `RedisClientFactory`'s terms, named after their environment variables.
+    var redisSettings: RedisSettings {
+        RedisSettings(
+            url: url, host: host, port: port, username: username, password: password, database: database,
+            timeout: timeout, scheme: scheme, connectTimeout: connectTimeout, tlsCA: tlsCA, tlsCert: tlsCert,
+            tlsKey: tlsKey, tlsVerifyPeer: tlsVerifyPeer)
+    }
+}

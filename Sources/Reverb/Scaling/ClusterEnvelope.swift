@@ -1,0 +1,129 @@
+import NIOCore
+
+/// The native bus format (`scaling.md` §4.1–§4.2): one compact JSON object per Redis message.
+enum ClusterEnvelope {
+    static let version = 1
+
+    /// `{"v":1,"type":TYPE,"node":NODE` — the caller appends its fields and the closing brace.
+    static func begin(type: StaticString, node: String, capacity: Int = 128) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: capacity)
+        buffer.writeStaticString(#"{"v":1,"type":""#)
+        buffer.writeStaticString(type)
+        buffer.writeStaticString(#"","node":"#)
+        JSONWriter.writeString(node, into: &buffer)
+        return buffer
+    }
+
+    /// Appends `,"name":"value"`.
+    static func field(_ name: StaticString, _ value: String, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(",\"")
+        buffer.writeStaticString(name)
+        buffer.writeStaticString("\":")
+        JSONWriter.writeString(value, into: &buffer)
+    }
+
+    /// A `broadcast` whose payload is the frame's JSON as it is written to clients.
+    static func broadcast(node: String, app: String, socketID: String?, frame: OutboundFrame) -> ByteBuffer {
+        let payload = frame.payload
+        var buffer = begin(type: "broadcast", node: node, capacity: payload.readableBytes + 128)
+        field("app", app, into: &buffer)
+        if let socketID { field("socket_id", socketID, into: &buffer) }
+        buffer.writeStaticString(#","payload":"#)
+        buffer.writeImmutableBuffer(payload)
+        buffer.writeStaticString("}")
+        return buffer
+    }
+
+    static func terminateUser(node: String, app: String, userID: String) -> ByteBuffer {
+        var buffer = begin(type: "terminate_user", node: node)
+        field("app", app, into: &buffer)
+        field("user_id", userID, into: &buffer)
+        buffer.writeStaticString("}")
+        return buffer
+    }
+
+    static func query(node: String, app: String, id: String, request: ClusterQueryRequest) -> ByteBuffer {
+        var buffer = begin(type: "query", node: node)
+        field("app", app, into: &buffer)
+        field("id", id, into: &buffer)
+        switch request {
+        case .connections:
+            field("kind", "connections", into: &buffer)
+        case .channels(let prefix, let names, let users):
+            field("kind", "channels", into: &buffer)
+            field("prefix", prefix, into: &buffer)
+            buffer.writeStaticString(#","names":"#)
+            JSONWriter.write(names.map { .array($0.map(JSONValue.string)) } ?? .null, into: &buffer)
+            if users { buffer.writeStaticString(#","users":true"#) }
+        }
+        buffer.writeStaticString("}")
+        return buffer
+    }
+
+    static func queryReply(node: String, app: String, id: String, to: String, result: JSONObject) -> ByteBuffer {
+        var buffer = begin(type: "query_reply", node: node)
+        field("app", app, into: &buffer)
+        field("id", id, into: &buffer)
+        field("to", to, into: &buffer)
+        buffer.writeStaticString(#","result":"#)
+        JSONWriter.write(.object(result), into: &buffer)
+        buffer.writeStaticString("}")
+        return buffer
+    }
+
+    static func heartbeat(node: String, host: String, pid: Int, startedAt: Int, version: String) -> ByteBuffer {
+        var buffer = begin(type: "heartbeat", node: node)
+        field("host", host, into: &buffer)
+        buffer.writeString(#","pid":\#(pid),"started_at":\#(startedAt)"#)
+        field("version", version, into: &buffer)
+        buffer.writeStaticString("}")
+        return buffer
+    }
+
+    static func nodeLeave(node: String) -> ByteBuffer {
+        var buffer = begin(type: "node_leave", node: node)
+        buffer.writeStaticString("}")
+        return buffer
+    }
+
+    /// The frame for one channel of a `broadcast` payload: `channels` removed, `channel` set
+    /// (appended last when absent), every other key and value kept (`scaling.md` §3.1).
+    static func frames(fromPayload payload: JSONObject) -> [(channel: String, frame: OutboundFrame)] {
+        var channels: [String] = []
+        if case .array(let list)? = payload["channels"] {
+            channels = list.compactMap(\.stringValue)
+        } else if case .string(let channel)? = payload["channel"] {
+            channels = [channel]
+        }
+        var base = payload
+        base["channels"] = nil
+        return channels.map { channel in
+            var object = base
+            object["channel"] = .string(channel)
+            let frame = OutboundFrame.build(capacity: 256) { JSONWriter.write(.object(object), into: &$0) }
+            return (channel, frame)
+        }
+    }
+}
+
+/// What a `query` asks of every node (`scaling.md` §4.4).
+enum ClusterQueryRequest: Sendable, Equatable {
+    case connections
+    /// Occupied channels starting with `prefix`, restricted to `names` when given; with `users`,
+    /// presence channels also list their distinct users.
+    case channels(prefix: String, names: [String]?, users: Bool)
+
+    init?(_ object: JSONObject) {
+        switch object["kind"]?.stringValue {
+        case "connections":
+            self = .connections
+        case "channels":
+            let names = object["names"]?.arrayValue.map { $0.compactMap(\.stringValue) }
+            let users: Bool
+            if case .bool(true)? = object["users"] { users = true } else { users = false }
+            self = .channels(prefix: object["prefix"]?.stringValue ?? "", names: names, users: users)
+        default:
+            return nil
+        }
+    }
+}
