@@ -323,6 +323,7 @@ class WS:
         kw.setdefault("open_timeout", RECV_TIMEOUT)
         kw.setdefault("close_timeout", 2)
         kw.setdefault("max_size", 2**24)
+        kw.setdefault("legacy", True)  # plain object instead of a context manager (websockets 17)
         self.conn = ws_sync_connect(url, **kw)
         self.socket_id: str | None = None
         self.established_frame: str | None = None

@@ -53,8 +53,9 @@ struct HTTPResponse: Sendable {
         headers.add(name: "Date", value: HTTPDate.now())
         headers.add(name: "Cache-Control", value: "no-cache, private")
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        let setsConnection = extraHeaders.contains { $0.0.lowercased() == "connection" }
         if !keepAlive {
-            headers.add(name: "Connection", value: "close")
+            if !setsConnection { headers.add(name: "Connection", value: "close") }
         } else if version == .http1_0 {
             headers.add(name: "Connection", value: "keep-alive")
         }

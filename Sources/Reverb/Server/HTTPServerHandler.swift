@@ -80,7 +80,12 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 state = .responding
                 dispatch(head: head, route: route, body: body, context: context)
             case .upgrading(let head, let key, let headers):
-                upgrade(head: head, key: key, headers: headers, context: context)
+                // The HTTP decoder is still inside its decode call; switching protocols after it
+                // returns lets it hand over the bytes that came with the request head intact.
+                state = .closing
+                context.eventLoop.assumeIsolated().execute {
+                    self.upgrade(head: head, key: key, headers: headers, context: context)
+                }
             case .idle, .responding, .closing:
                 break
             }
@@ -206,6 +211,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let decoder = upgradeHandlers.last {
                 pipeline.removeHandler(decoder).assumeIsolated().whenComplete { _ in }
             }
+            // The decoder hands over early frames from its removal task, outside any read batch,
+            // so nothing flushes their replies; this runs after it.
+            channel.eventLoop.assumeIsolated().execute { connection.flushPending() }
         } catch {
             logger.error("WebSocket upgrade failed", metadata: ["error": "\(error)"])
             channel.close(promise: nil)

@@ -177,6 +177,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         needsFlush = true
     }
 
+    /// Flushes frames written outside a read batch.
+    func flushPending() {
+        flushIfNeeded()
+    }
+
     private func flushIfNeeded() {
         if needsFlush, let context {
             needsFlush = false
