@@ -9,6 +9,6 @@ struct ReverbCommand: AsyncParsableCommand {
         commandName: "reverb",
         abstract: "A Pusher-protocol WebSocket server: a Swift port of Laravel Reverb.",
         version: "swift-reverb \(version)",
-        subcommands: [StartCommand.self]
+        subcommands: [StartCommand.self, RestartCommand.self, TriggerCommand.self]
     )
 }

@@ -36,15 +36,7 @@ struct StartCommand: AsyncParsableCommand {
     func run() async throws {
         let flags = ConfigurationFlags(
             host: host, port: port, path: path, hostname: hostname, configFile: config, debug: debug)
-        let configuration: ReverbConfiguration
-        do {
-            configuration = try ConfigurationLoader.load(
-                flags: flags, environment: ProcessInfo.processInfo.environment,
-                workingDirectory: FileManager.default.currentDirectoryPath)
-        } catch {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            throw ExitCode(error.exitCode)
-        }
+        let configuration = try CommandSupport.loadConfiguration(flags)
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -64,14 +56,19 @@ struct StartCommand: AsyncParsableCommand {
         do {
             address = try await server.start()
         } catch {
-            FileHandle.standardError.write(Data("\(error)\n".utf8))
             try? await group.shutdownGracefully()
-            throw ExitCode(1)
+            CommandSupport.fail("\(error)", exitCode: 1)
         }
-        printBanner(configuration: configuration, port: address.port ?? configuration.server.port)
+        let port = address.port ?? configuration.server.port
+        printBanner(configuration: configuration, port: port)
+        let watcher = RestartWatcher(
+            path: configuration.restartFile, listenAddress: "\(configuration.server.host):\(port)")
         let serviceGroup = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                services: [
+                    .init(service: server),
+                    .init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             ))

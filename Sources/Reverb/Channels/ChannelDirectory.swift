@@ -159,7 +159,7 @@ struct ChannelDirectoryState {
     mutating func cacheInfo(for name: String, now: NIODeadline) -> (frame: OutboundFrame, ttl: Int)? {
         guard let frame = cachedFrame(for: name, now: now), let entry = cache[name] else { return nil }
         let ttl = cacheTTL(for: name, entry: entry, now: now) ?? Self.cacheLifetime
-        return (frame, Int(ttl.nanoseconds / 1_000_000_000))
+        return (frame, Int((ttl.nanoseconds + 999_999_999) / 1_000_000_000))
     }
 
     private func cacheTTL(for name: String, entry: CacheEntry, now: NIODeadline) -> TimeAmount? {

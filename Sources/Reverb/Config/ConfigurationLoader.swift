@@ -1,110 +1,133 @@
-import Logging
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
-/// Command-line flags that override every other configuration source.
-public struct ConfigurationFlags: Sendable {
-    public var host: String?
-    public var port: String?
-    public var path: String?
-    public var hostname: String?
-    public var configFile: String?
-    public var debug: Bool
-
-    public init(
-        host: String? = nil, port: String? = nil, path: String? = nil, hostname: String? = nil,
-        configFile: String? = nil, debug: Bool = false
-    ) {
-        self.host = host
-        self.port = port
-        self.path = path
-        self.hostname = hostname
-        self.configFile = configFile
-        self.debug = debug
-    }
-}
-
-/// Every problem found while loading the configuration, one line each naming its source.
-public struct ConfigurationError: Error, CustomStringConvertible {
-    public var problems: [String]
-    /// 64 when a flag is at fault, else 78.
-    public var exitCode: Int32
-
-    public init(problems: [String], exitCode: Int32 = 78) {
-        self.problems = problems
-        self.exitCode = exitCode
-    }
-
-    public var description: String { problems.joined(separator: "\n") }
-}
-
-/// Builds the node's configuration from flags and the environment.
+/// Loads the configuration from flags, the process environment, `.env` and the config file
+/// (`config.md` §1–§5), validating every key and reporting every problem at once (§7).
 public enum ConfigurationLoader {
-    public static func load(
-        flags: ConfigurationFlags, environment: [String: String], workingDirectory: String
-    ) throws(ConfigurationError) -> ReverbConfiguration {
-        var problems: [String] = []
-        var flagProblem = false
-        func value(_ name: String) -> String? {
-            guard let v = environment[name], !v.isEmpty else { return nil }
-            return v
-        }
-        func integer(_ name: String, minimum: Int, source: String? = nil, raw: String? = nil) -> Int? {
-            guard let text = raw ?? value(name) else { return nil }
-            guard let number = Int(text), number >= minimum else {
-                problems.append("\(source ?? name): \"\(text)\" is not an integer >= \(minimum).")
-                return nil
-            }
-            return number
-        }
-        var server = ServerConfiguration()
-        if let host = flags.host ?? value("REVERB_SERVER_HOST") { server.host = host }
-        if let portText = flags.port ?? value("REVERB_SERVER_PORT") {
-            if let port = Int(portText), (0...65535).contains(port) {
-                server.port = port
-            } else {
-                let source = flags.port != nil ? "--port" : "REVERB_SERVER_PORT"
-                if flags.port != nil { flagProblem = true }
-                problems.append("\(source): \"\(portText)\" is not a port number (0-65535).")
-            }
-        }
-        if let path = flags.path ?? value("REVERB_SERVER_PATH") { server.path = ServerConfiguration.normalizedPath(path) }
-        server.hostname = flags.hostname ?? value("REVERB_HOST")
-        if let size = integer("REVERB_MAX_REQUEST_SIZE", minimum: 1) { server.maxRequestSize = size }
+    /// The config file used when neither `--config` nor `REVERB_CONFIG` names one, if it exists.
+    public static let defaultConfigFile = "config/reverb.json"
 
-        var configuration = ReverbConfiguration(server: server)
-        configuration.logLevel = flags.debug ? .debug : .info
-        let id = value("REVERB_APP_ID")
-        let key = value("REVERB_APP_KEY")
-        let secret = value("REVERB_APP_SECRET")
-        if id == nil && key == nil && secret == nil {
-            configuration.apps = [.development]
-            configuration.usesEmbeddedDefault = true
-        } else if let id, let key, let secret {
-            var app = Application(id: id, key: key, secret: secret)
-            if let origins = value("REVERB_APP_ALLOWED_ORIGINS") {
-                app.allowedOrigins = origins.split(separator: ",").map { String($0.trimmingSpaces()) }.filter {
-                    !$0.isEmpty
-                }
-            }
-            if let v = integer("REVERB_APP_PING_INTERVAL", minimum: 1) { app.pingInterval = v }
-            if let v = integer("REVERB_APP_ACTIVITY_TIMEOUT", minimum: 1) { app.activityTimeout = v }
-            if let v = integer("REVERB_APP_MAX_CONNECTIONS", minimum: 1) { app.maxConnections = v }
-            if let v = integer("REVERB_APP_MAX_MESSAGE_SIZE", minimum: 0) { app.maxMessageSize = v }
-            if let v = value("REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM") {
-                if let policy = Application.ClientEventPolicy(rawValue: v) {
-                    app.acceptClientEventsFrom = policy
-                } else {
-                    problems.append("REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM: \"\(v)\" must be all, members or none.")
-                }
-            }
-            if let v = value("REVERB_APP_RATE_LIMITING_ENABLED") { app.rateLimiting.enabled = v == "true" || v == "1" }
-            if let v = integer("REVERB_APP_RATE_LIMIT_MAX_ATTEMPTS", minimum: 1) { app.rateLimiting.maxAttempts = v }
-            if let v = integer("REVERB_APP_RATE_LIMIT_DECAY_SECONDS", minimum: 1) { app.rateLimiting.decaySeconds = v }
-            if let v = value("REVERB_APP_RATE_LIMIT_TERMINATE") { app.rateLimiting.terminateOnLimit = v == "true" || v == "1" }
-            configuration.apps = [app]
-        } else {
-            problems.append("REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET must all be set.")
+    /// Reads the files below `workingDirectory` and builds the configuration.
+    /// - Parameters:
+    ///   - flags: the command line's flags, which beat every other source.
+    ///   - environment: the process environment (`ProcessInfo.processInfo.environment`).
+    ///   - workingDirectory: where `.env` and `config/reverb.json` are looked for, and relative paths start.
+    /// - Throws: `ConfigurationError` with every problem found; its `exitCode` is 64 when a flag is wrong.
+    public static func load(
+        flags: ConfigurationFlags,
+        environment: [String: String],
+        workingDirectory: String
+    ) throws(ConfigurationError) -> ReverbConfiguration {
+        func absolute(_ path: String) -> String {
+            path.hasPrefix("/") ? path : workingDirectory + "/" + path
         }
-        guard problems.isEmpty else { throw ConfigurationError(problems: problems, exitCode: flagProblem ? 64 : 78) }
-        return configuration
+        var input = ConfigurationInput(flags: flags, environment: environment)
+        input.readError = { path in
+            if case .failure(let reason) = readFile(atPath: absolute(path)) { return reason.description }
+            return nil
+        }
+
+        var dotEnvName = ".env"
+        if let appEnvironment = environment["APP_ENV"], !appEnvironment.isEmpty,
+            fileExists(atPath: absolute(".env.\(appEnvironment)"))
+        {
+            dotEnvName = ".env.\(appEnvironment)"
+        }
+        if fileExists(atPath: absolute(dotEnvName)) {
+            switch readFile(atPath: absolute(dotEnvName)) {
+            case .success(let bytes):
+                input.dotEnv = (dotEnvName, String(decoding: bytes, as: UTF8.self))
+            case .failure(let reason):
+                input.problems.append(ConfigurationError.Problem("\(dotEnvName): cannot read: \(reason)."))
+            }
+        }
+
+        let located = locateConfigFile(flags: flags, environment: environment, dotEnv: input.dotEnv)
+        if let (path, label, isFlag) = located {
+            if !fileExists(atPath: absolute(path)) {
+                input.problems.append(
+                    ConfigurationError.Problem("\(label): \"\(path)\" does not exist.", isFromFlag: isFlag))
+                input.configFile = .unavailable
+            } else {
+                switch readFile(atPath: absolute(path)) {
+                case .success(let bytes):
+                    input.configFile = .contents(fileName: path, text: String(decoding: bytes, as: UTF8.self))
+                case .failure(let reason):
+                    input.problems.append(
+                        ConfigurationError.Problem("\(label): cannot read \"\(path)\": \(reason).", isFromFlag: isFlag)
+                    )
+                    input.configFile = .unavailable
+                }
+            }
+        } else if fileExists(atPath: absolute(defaultConfigFile)) {
+            switch readFile(atPath: absolute(defaultConfigFile)) {
+            case .success(let bytes):
+                input.configFile = .contents(fileName: defaultConfigFile, text: String(decoding: bytes, as: UTF8.self))
+            case .failure(let reason):
+                input.problems.append(ConfigurationError.Problem("\(defaultConfigFile): cannot read: \(reason)."))
+                input.configFile = .unavailable
+            }
+        }
+        return try load(input)
+    }
+
+    /// Builds the configuration from sources already read (the files as text): the testable core.
+    static func load(_ input: ConfigurationInput) throws(ConfigurationError) -> ReverbConfiguration {
+        try ConfigurationBuilder.build(input)
+    }
+
+    /// `--config`, else `REVERB_CONFIG` (environment, then `.env`): the path, the label naming its
+    /// source in messages, and whether that source is a flag.
+    private static func locateConfigFile(
+        flags: ConfigurationFlags,
+        environment: [String: String],
+        dotEnv: (fileName: String, contents: String)?
+    ) -> (path: String, label: String, isFlag: Bool)? {
+        if let path = flags.configFile { return (path, "--config", true) }
+        if let raw = environment["REVERB_CONFIG"], case .string(let path)? = EnvironmentValue.interpret(raw),
+            !path.isEmpty
+        {
+            return (path, "REVERB_CONFIG", false)
+        }
+        guard let dotEnv,
+            let entry = (try? DotEnvParser.parse(dotEnv.contents, environment: environment))?
+                .last(where: { $0.name == "REVERB_CONFIG" }),
+            let raw = entry.value, case .string(let path)? = EnvironmentValue.interpret(raw), !path.isEmpty
+        else { return nil }
+        return (path, "\(dotEnv.fileName):\(entry.line): REVERB_CONFIG", false)
+    }
+
+    private static func fileExists(atPath path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0
+    }
+
+    /// The whole file, or the system's reason (`No such file or directory`) when it cannot be read.
+    static func readFile(atPath path: String) -> Result<[UInt8], ReadFailure> {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { return .failure(ReadFailure(errno: errno)) }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return .failure(ReadFailure(errno: errno))
+            }
+            if count == 0 { return .success(bytes) }
+            bytes.append(contentsOf: chunk[..<count])
+        }
+    }
+
+    /// A failed read, described by `strerror`.
+    struct ReadFailure: Error, CustomStringConvertible {
+        var errno: Int32
+        var description: String { String(cString: strerror(errno)) }
     }
 }

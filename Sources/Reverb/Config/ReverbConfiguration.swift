@@ -15,6 +15,8 @@ public struct ReverbConfiguration: Sendable {
     public var usesEmbeddedDefault: Bool
     /// Warnings gathered while loading (unknown keys, development credentials, ...), printed at start.
     public var warnings: [String]
+    /// `/metrics` settings (`metrics.*`); phase 2, always disabled in this build.
+    public var metrics: MetricsConfiguration
 
     public init(
         server: ServerConfiguration = ServerConfiguration(),
@@ -23,7 +25,8 @@ public struct ReverbConfiguration: Sendable {
         logLevel: Logger.Level = .info,
         restartFile: String = ReverbConfiguration.defaultRestartFile,
         usesEmbeddedDefault: Bool = false,
-        warnings: [String] = []
+        warnings: [String] = [],
+        metrics: MetricsConfiguration = MetricsConfiguration()
     ) {
         self.server = server
         self.apps = apps
@@ -32,6 +35,7 @@ public struct ReverbConfiguration: Sendable {
         self.restartFile = restartFile
         self.usesEmbeddedDefault = usesEmbeddedDefault
         self.warnings = warnings
+        self.metrics = metrics
     }
 
     /// `swift-reverb.restart` in `TMPDIR`, else `/tmp`.
@@ -61,6 +65,10 @@ public struct ServerConfiguration: Sendable, Hashable {
     public var maxRequestSize: Int
     /// TLS for the listener; `nil` serves plain ws:// and http://.
     public var tls: TLSFiles?
+    /// `pulse_ingest_interval`, `REVERB_PULSE_INGEST_INTERVAL`: accepted, unused (no Pulse). Default 15.
+    public var pulseIngestInterval: Int
+    /// `telescope_ingest_interval`, `REVERB_TELESCOPE_INGEST_INTERVAL`: accepted, unused. Default 15.
+    public var telescopeIngestInterval: Int
 
     public init(
         host: String = "0.0.0.0",
@@ -68,7 +76,9 @@ public struct ServerConfiguration: Sendable, Hashable {
         path: String = "",
         hostname: String? = nil,
         maxRequestSize: Int = 10_000,
-        tls: TLSFiles? = nil
+        tls: TLSFiles? = nil,
+        pulseIngestInterval: Int = 15,
+        telescopeIngestInterval: Int = 15
     ) {
         self.host = host
         self.port = port
@@ -76,6 +86,8 @@ public struct ServerConfiguration: Sendable, Hashable {
         self.hostname = hostname
         self.maxRequestSize = maxRequestSize
         self.tls = tls
+        self.pulseIngestInterval = pulseIngestInterval
+        self.telescopeIngestInterval = telescopeIngestInterval
     }
 
     /// The route prefix as it appears in URLs: "" or "/" + path.
@@ -120,10 +132,20 @@ public struct TLSFiles: Sendable, Hashable {
 
 /// Multi-node operation over Redis: `servers.reverb.scaling.*` in `config.md` §4.2.
 public struct ScalingConfiguration: Sendable, Hashable {
+    /// How nodes talk over Redis, `mode`, `REVERB_SCALING_MODE`.
+    public enum Mode: String, Sendable, Hashable, CaseIterable {
+        /// swift-reverb's own envelopes (the default).
+        case native
+        /// Reverb-compatible messages; refused by the loader until built.
+        case reverb
+    }
+
     /// `REVERB_SCALING_ENABLED`. Default false.
     public var enabled: Bool
     /// Redis pub/sub channel, `REVERB_SCALING_CHANNEL`. Default `reverb`.
     public var channel: String
+    /// `REVERB_SCALING_MODE`. Default `.native`.
+    public var mode: Mode
     /// Seconds to wait for other nodes' query replies, `REVERB_SCALING_QUERY_TIMEOUT`. Default 2.
     public var queryTimeout: Double
     /// Publishes held while Redis is away, `REVERB_SCALING_QUEUE_SIZE`. Default 10 000.
@@ -139,7 +161,8 @@ public struct ScalingConfiguration: Sendable, Hashable {
         queryTimeout: Double = 2,
         queueSize: Int = 10_000,
         exitOnTimeout: Bool = false,
-        redis: RedisSettingsInput = RedisSettingsInput()
+        redis: RedisSettingsInput = RedisSettingsInput(),
+        mode: Mode = .native
     ) {
         self.enabled = enabled
         self.channel = channel
@@ -147,6 +170,7 @@ public struct ScalingConfiguration: Sendable, Hashable {
         self.queueSize = queueSize
         self.exitOnTimeout = exitOnTimeout
         self.redis = redis
+        self.mode = mode
     }
 }
 
@@ -168,12 +192,16 @@ public struct RedisSettingsInput: Sendable, Hashable {
     public var tlsCert: String?
     public var tlsKey: String?
     public var tlsVerifyPeer: String?
+    /// `tls.verify_peer_name`: check the server's name in its certificate (`scaling.md` §6.4).
+    public var tlsVerifyPeerName: String?
+    /// `tls.peer_name`: the name verified and sent as SNI; default the host.
+    public var tlsPeerName: String?
 
     public init(
         url: String? = nil, host: String? = nil, port: String? = nil, username: String? = nil,
         password: String? = nil, database: String? = nil, timeout: String? = nil, scheme: String? = nil,
         connectTimeout: String? = nil, tlsCA: String? = nil, tlsCert: String? = nil, tlsKey: String? = nil,
-        tlsVerifyPeer: String? = nil
+        tlsVerifyPeer: String? = nil, tlsVerifyPeerName: String? = nil, tlsPeerName: String? = nil
     ) {
         self.url = url
         self.host = host
@@ -188,5 +216,7 @@ public struct RedisSettingsInput: Sendable, Hashable {
         self.tlsCert = tlsCert
         self.tlsKey = tlsKey
         self.tlsVerifyPeer = tlsVerifyPeer
+        self.tlsVerifyPeerName = tlsVerifyPeerName
+        self.tlsPeerName = tlsPeerName
     }
 }

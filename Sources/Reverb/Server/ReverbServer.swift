@@ -3,6 +3,7 @@ public import NIOCore
 import NIOConcurrencyHelpers
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 public import ServiceLifecycle
 
 /// The swift-reverb node: one listener serving the Pusher WebSocket protocol and the HTTP API.
@@ -53,6 +54,7 @@ public final class ReverbServer: Service, Sendable {
     public func start() async throws -> SocketAddress {
         let server = configuration.server
         let runtime = self.runtime
+        let tlsContext = try server.tls.map(TLSContextFactory.makeServerContext)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -63,6 +65,9 @@ public final class ReverbServer: Service, Sendable {
             )
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
+                    }
                     try ReverbServer.configurePipeline(channel.pipeline.syncOperations, runtime: runtime)
                 }
             }
@@ -125,13 +130,8 @@ public final class ReverbServer: Service, Sendable {
     /// Serves until graceful shutdown or cancellation, then shuts down.
     public func run() async throws {
         if localAddress == nil { try await start() }
-        await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    try? await Task.sleep(for: .seconds(3600))
-                }
-            } onCancel: {}
-        } onGracefulShutdown: {}
+        // Returns on graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
+        try? await gracefulShutdown()
         await shutdown()
     }
 

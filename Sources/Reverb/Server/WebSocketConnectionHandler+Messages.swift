@@ -9,7 +9,7 @@ extension WebSocketConnectionHandler {
         if isText && String(validating: payload.readableBytesView, as: UTF8.self) == nil {
             return close(code: .dataInconsistentWithMessage, reason: "Invalid UTF-8 in text message")
         }
-        if app.application.rateLimiting.enabled && !admitUnderRateLimit(app.application.rateLimiting) {
+        if rateLimiter?.admit(now: .now()) == false {
             send(PusherFrames.error(.rateLimitExceeded))
             if app.application.rateLimiting.terminateOnLimit {
                 close(code: .policyViolation, reason: "Rate limit exceeded")
@@ -42,20 +42,6 @@ extension WebSocketConnectionHandler {
         case .clientEvent(let name, let channel, let data):
             clientEvent(name: name, channel: channel, data: data, app: app)
         }
-    }
-
-    /// Fixed window per connection (`protocol.md` §10): true when the message may be processed.
-    private func admitUnderRateLimit(_ limit: Application.RateLimiting) -> Bool {
-        let now = NIODeadline.now()
-        var window = rateLimitWindow
-        defer { rateLimitWindow = window }
-        if let end = window.end, now < end {
-            guard window.count < limit.maxAttempts else { return false }
-            window.count += 1
-            return true
-        }
-        window = (now + .seconds(Int64(limit.decaySeconds)), 1)
-        return true
     }
 
     private func subscribe(channel: String, auth: String?, channelData: String?, app: AppContext) {

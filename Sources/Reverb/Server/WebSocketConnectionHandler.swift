@@ -43,8 +43,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var lastActivity = NIODeadline.now()
     private var pinged = false
     private var controlFramePings = false
-    /// The current rate-limit window's end and the messages counted in it.
-    var rateLimitWindow: (end: NIODeadline?, count: Int) = (nil, 0)
+    /// Set when the app limits message rates.
+    var rateLimiter: RateLimiter?
     private var fragments: (opcode: WebSocketOpcode, buffer: ByteBuffer)?
     private var needsFlush = false
     private var broadcastPending = false
@@ -60,6 +60,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         self.app = app
         self.origin = origin
         self.logger = logger
+        if let limits = app?.application.rateLimiting, limits.enabled {
+            self.rateLimiter = RateLimiter(maxAttempts: limits.maxAttempts, decaySeconds: limits.decaySeconds)
+        }
     }
 
     var maxMessageSize: Int { app?.application.effectiveMaxMessageSize ?? 10_000 }

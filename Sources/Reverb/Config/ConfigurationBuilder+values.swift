@@ -1,0 +1,117 @@
+/// Typed readers: each turns a resolved setting into a value of its key's type (`config.md` §5), or
+/// records a problem naming the source and returns `nil`, so the caller falls back to the default.
+/// A `null` setting also returns `nil`: "none" for nullable keys, the default for the others.
+extension ConfigurationBuilder {
+    mutating func report(_ setting: ResolvedSetting, _ body: String) {
+        problems.append(
+            ConfigurationError.Problem("\(setting.source.label): \(body)", isFromFlag: setting.source.isFlag))
+    }
+
+    /// The value as it appears in messages, quoted.
+    static func quoted(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let text), .number(let text): "\"\(text)\""
+        case .bool(let flag): "\"\(flag)\""
+        default: JSONWriter.string(value)
+        }
+    }
+
+    /// Text of a string, number or boolean.
+    private static func scalarText(_ value: JSONValue) -> String? {
+        switch value {
+        case .string(let text), .number(let text): text
+        case .bool(let flag): flag ? "true" : "false"
+        default: nil
+        }
+    }
+
+    mutating func text(_ setting: ResolvedSetting?) -> String? {
+        guard let setting, !setting.value.isNull else { return nil }
+        guard let text = Self.scalarText(setting.value) else {
+            report(setting, "expected a string, found \(JSONWriter.string(setting.value)).")
+            return nil
+        }
+        return text
+    }
+
+    /// A string that must not be empty.
+    mutating func nonEmptyText(_ setting: ResolvedSetting?) -> String? {
+        guard let setting, let value = text(setting) else { return nil }
+        if value.isEmpty {
+            report(setting, "must not be empty.")
+            return nil
+        }
+        return value
+    }
+
+    /// A string where empty means none (`hostname`, TLS files).
+    mutating func optionalText(_ setting: ResolvedSetting?) -> String? {
+        guard let value = text(setting), !value.isEmpty else { return nil }
+        return value
+    }
+
+    mutating func integer(_ setting: ResolvedSetting?, minimum: Int) -> Int? {
+        guard let setting, !setting.value.isNull else { return nil }
+        switch setting.value {
+        case .string(let text), .number(let text):
+            if let value = ValueSyntax.integer(text), value >= minimum { return value }
+        default: break
+        }
+        report(setting, "\(Self.quoted(setting.value)) is not an integer >= \(minimum).")
+        return nil
+    }
+
+    mutating func port(_ setting: ResolvedSetting?) -> Int? {
+        guard let setting, !setting.value.isNull else { return nil }
+        switch setting.value {
+        case .string(let text), .number(let text):
+            if let value = ValueSyntax.integer(text), (0...65535).contains(value) { return value }
+        default: break
+        }
+        report(setting, "\(Self.quoted(setting.value)) is not a port number (0-65535).")
+        return nil
+    }
+
+    mutating func boolean(_ setting: ResolvedSetting?) -> Bool? {
+        guard let setting, !setting.value.isNull else { return nil }
+        if case .bool(let value) = setting.value { return value }
+        if let text = Self.scalarText(setting.value), let value = ValueSyntax.boolean(text) { return value }
+        report(setting, "\(Self.quoted(setting.value)) is not a boolean (true/false, 1/0, yes/no, on/off).")
+        return nil
+    }
+
+    mutating func seconds(_ setting: ResolvedSetting?) -> Double? {
+        guard let setting, !setting.value.isNull else { return nil }
+        switch setting.value {
+        case .string(let text), .number(let text):
+            if let value = ValueSyntax.seconds(text) { return value }
+        default: break
+        }
+        report(setting, "\(Self.quoted(setting.value)) is not a number of seconds > 0.")
+        return nil
+    }
+
+    /// One of `choices`, compared case-insensitively and returned in lower case.
+    mutating func choice(_ setting: ResolvedSetting?, _ choices: [String]) -> String? {
+        guard let setting, let value = text(setting) else { return nil }
+        if choices.contains(value.lowercased()) { return value.lowercased() }
+        let listed =
+            choices.count > 1 ? choices.dropLast().joined(separator: ", ") + " or " + choices.last! : choices[0]
+        report(setting, "\(Self.quoted(setting.value)) must be \(listed).")
+        return nil
+    }
+
+    /// A comma-separated string or a JSON array of strings.
+    mutating func list(_ setting: ResolvedSetting?) -> [String]? {
+        guard let setting, !setting.value.isNull else { return nil }
+        if case .string(let text) = setting.value { return ValueSyntax.list(text) }
+        if let array = setting.value.arrayValue {
+            let items = array.compactMap(Self.scalarText)
+            if items.count == array.count {
+                return items.map(ValueSyntax.trimmingBlanks).filter { !$0.isEmpty }
+            }
+        }
+        report(setting, "expected a list of strings, found \(JSONWriter.string(setting.value)).")
+        return nil
+    }
+}

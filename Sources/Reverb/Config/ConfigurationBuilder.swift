@@ -1,0 +1,278 @@
+import Logging
+
+/// Turns the parsed sources into a `ReverbConfiguration`, key by key, collecting every problem
+/// (`config.md` §1, §4, §7). Pure: files arrive as text in `ConfigurationInput`.
+struct ConfigurationBuilder {
+    var problems: [ConfigurationError.Problem] = []
+    var warnings: [String] = []
+    /// True when `.env` or the config file could not be parsed, so "no app" would only mislead.
+    var sourcesIncomplete = false
+
+    static func build(_ input: ConfigurationInput) throws(ConfigurationError) -> ReverbConfiguration {
+        var builder = ConfigurationBuilder()
+        builder.problems = input.problems
+        if case .unavailable = input.configFile { builder.sourcesIncomplete = true }
+        let sources = builder.parseSources(input)
+        var configuration = ReverbConfiguration()
+        builder.assembleServer(
+            sources, flags: input.flags, environment: input.environment, readError: input.readError,
+            into: &configuration)
+        builder.assembleApps(sources, configFileInUse: !input.configFile.isNone, into: &configuration)
+        guard builder.problems.isEmpty else {
+            throw ConfigurationError(problems: builder.problems, warnings: builder.warnings)
+        }
+        configuration.warnings = builder.warnings
+        return configuration
+    }
+
+    private mutating func parseSources(_ input: ConfigurationInput) -> ConfigurationSources {
+        var flags: [String: String] = [:]
+        flags["--host"] = input.flags.host
+        flags["--port"] = input.flags.port
+        flags["--path"] = input.flags.path
+        flags["--hostname"] = input.flags.hostname
+
+        var dotEnv: [String: DotEnvParser.Entry] = [:]
+        let dotEnvFileName = input.dotEnv?.fileName ?? ".env"
+        if let (fileName, contents) = input.dotEnv {
+            do {
+                for entry in try DotEnvParser.parse(contents, environment: input.environment) {
+                    dotEnv[entry.name] = entry.value == nil ? nil : entry
+                }
+            } catch {
+                problems.append(ConfigurationError.Problem(error.message(fileName: fileName)))
+                sourcesIncomplete = true
+            }
+        }
+
+        var file: JSONObject?
+        var fileName = ConfigurationLoader.defaultConfigFile
+        if case .contents(let name, let text) = input.configFile {
+            fileName = name
+            do {
+                let root = try JSONParser.parse(text)
+                var findings = ConfigFileSchema.Findings()
+                ConfigFileSchema.file.check(root, path: "", fileName: name, into: &findings)
+                warnings += findings.warnings
+                problems += findings.problems.map { ConfigurationError.Problem($0) }
+                file = root.objectValue
+                if file == nil { sourcesIncomplete = true }
+            } catch {
+                problems.append(ConfigurationError.Problem("\(name):\(error.line):\(error.column): \(error.reason)."))
+                sourcesIncomplete = true
+            }
+        }
+        return ConfigurationSources(
+            flags: flags,
+            environment: input.environment,
+            dotEnv: dotEnv,
+            dotEnvFileName: dotEnvFileName,
+            file: file,
+            fileName: fileName
+        )
+    }
+
+    // MARK: - Server, scaling and the rest of §4.1 and §4.2
+
+    private mutating func assembleServer(
+        _ sources: ConfigurationSources,
+        flags: ConfigurationFlags,
+        environment: [String: String],
+        readError: (String) -> String?,
+        into configuration: inout ReverbConfiguration
+    ) {
+        let root = sources.root
+        let server = root.section("servers").section("reverb")
+
+        let defaultSetting = sources.resolve(variable: "REVERB_SERVER", file: root.value("default"))
+        if let defaultSetting, let name = text(defaultSetting), name != "reverb" {
+            report(defaultSetting, "only \"reverb\" is supported.")
+        }
+
+        var settings = ServerConfiguration()
+        if let host = nonEmptyText(
+            sources.resolve(flag: "--host", variable: "REVERB_SERVER_HOST", file: server.value("host")))
+        {
+            settings.host = host
+        }
+        if let port = port(sources.resolve(flag: "--port", variable: "REVERB_SERVER_PORT", file: server.value("port")))
+        {
+            settings.port = port
+        }
+        let pathSetting = sources.resolve(flag: "--path", variable: "REVERB_SERVER_PATH", file: server.value("path"))
+        if let pathSetting, let path = text(pathSetting) {
+            if path.unicodeScalars.allSatisfy(Self.isPathScalar) {
+                settings.path = ServerConfiguration.normalizedPath(path)
+            } else {
+                report(
+                    pathSetting,
+                    "\(Self.quoted(pathSetting.value)) may contain only letters, digits, \"-\", \"_\", \".\", \"~\" and \"/\"."
+                )
+            }
+        }
+        settings.hostname = optionalText(
+            sources.resolve(flag: "--hostname", variable: "REVERB_HOST", file: server.value("hostname"))
+        )
+        if let size = integer(
+            sources.resolve(variable: "REVERB_MAX_REQUEST_SIZE", file: server.value("max_request_size")), minimum: 1)
+        {
+            settings.maxRequestSize = size
+        }
+        if let interval = integer(
+            sources.resolve(variable: "REVERB_PULSE_INGEST_INTERVAL", file: server.value("pulse_ingest_interval")),
+            minimum: 0
+        ) {
+            settings.pulseIngestInterval = interval
+        }
+        if let interval = integer(
+            sources.resolve(
+                variable: "REVERB_TELESCOPE_INGEST_INTERVAL", file: server.value("telescope_ingest_interval")),
+            minimum: 0
+        ) {
+            settings.telescopeIngestInterval = interval
+        }
+        settings.tls = tlsFiles(sources, section: server.section("options").section("tls"), readError: readError)
+        configuration.server = settings
+
+        configuration.scaling = scaling(sources, section: server.section("scaling"))
+
+        if flags.debug {
+            configuration.logLevel = .debug
+        } else if let level = choice(
+            sources.resolve(variable: "REVERB_LOG_LEVEL", file: server.value("log_level")),
+            Logger.Level.allCases.map(\.rawValue)
+        ), let parsed = Logger.Level(rawValue: level) {
+            configuration.logLevel = parsed
+        }
+
+        configuration.restartFile =
+            optionalText(sources.resolve(variable: "REVERB_RESTART_FILE", file: server.value("restart_file")))
+            ?? ReverbConfiguration.defaultRestartFile(temporaryDirectory: environment["TMPDIR"])
+
+        let metrics = server.section("metrics")
+        let metricsEnabled = sources.resolve(variable: "REVERB_METRICS_ENABLED", file: metrics.value("enabled"))
+        if let metricsEnabled, boolean(metricsEnabled) == true {
+            report(metricsEnabled, "metrics are not available in this build.")
+        }
+        configuration.metrics.token = optionalText(
+            sources.resolve(variable: "REVERB_METRICS_TOKEN", file: metrics.value("token"))
+        )
+    }
+
+    private static func isPathScalar(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar {
+        case "a"..."z", "A"..."Z", "0"..."9", "-", "_", ".", "~", "/": true
+        default: false
+        }
+    }
+
+    private mutating func tlsFiles(
+        _ sources: ConfigurationSources,
+        section: FileSection,
+        readError: (String) -> String?
+    ) -> TLSFiles? {
+        let certificateSetting = sources.resolve(variable: "REVERB_TLS_CERT", file: section.value("local_cert"))
+        let keySetting = sources.resolve(variable: "REVERB_TLS_KEY", file: section.value("local_pk"))
+        let caSetting = section.value("cafile")
+        let certificate = optionalText(certificateSetting)
+        let key = optionalText(keySetting)
+        let caFile = optionalText(caSetting)
+        let passphrase = optionalText(
+            sources.resolve(variable: "REVERB_TLS_PASSPHRASE", file: section.value("passphrase")))
+        let verifyPeer = boolean(section.value("verify_peer")) ?? false
+
+        for case (let setting?, let path?) in [
+            (certificateSetting, certificate), (keySetting, key), (caSetting, caFile),
+        ] {
+            if let reason = readError(path) {
+                report(setting, "cannot read \"\(path)\": \(reason).")
+            }
+        }
+        if let keySetting, key != nil, certificate == nil {
+            let message =
+                keySetting.source.isConfigFile
+                ? "\(sources.fileName): \(section.path): local_pk is set but local_cert is not."
+                : "\(keySetting.source.label) is set but REVERB_TLS_CERT is not."
+            problems.append(ConfigurationError.Problem(message))
+        }
+        guard let certificate else { return nil }
+        return TLSFiles(
+            certificatePath: certificate,
+            privateKeyPath: key,
+            passphrase: passphrase,
+            caFile: caFile,
+            verifyPeer: verifyPeer
+        )
+    }
+
+    private mutating func scaling(_ sources: ConfigurationSources, section: FileSection) -> ScalingConfiguration {
+        var scaling = ScalingConfiguration()
+        scaling.enabled =
+            boolean(sources.resolve(variable: "REVERB_SCALING_ENABLED", file: section.value("enabled"))) ?? false
+        if let channel = nonEmptyText(
+            sources.resolve(variable: "REVERB_SCALING_CHANNEL", file: section.value("channel")))
+        {
+            scaling.channel = channel
+        }
+        let modeSetting = sources.resolve(variable: "REVERB_SCALING_MODE", file: section.value("mode"))
+        if let modeSetting, let mode = choice(modeSetting, ScalingConfiguration.Mode.allCases.map(\.rawValue)) {
+            if mode == ScalingConfiguration.Mode.reverb.rawValue {
+                report(
+                    modeSetting,
+                    "\(Self.quoted(modeSetting.value)) (Reverb-compatible scaling) is not available in this build.")
+            }
+        }
+        if let timeout = seconds(
+            sources.resolve(variable: "REVERB_SCALING_QUERY_TIMEOUT", file: section.value("query_timeout")))
+        {
+            scaling.queryTimeout = timeout
+        }
+        if let size = integer(
+            sources.resolve(variable: "REVERB_SCALING_QUEUE_SIZE", file: section.value("queue_size")), minimum: 1)
+        {
+            scaling.queueSize = size
+        }
+        scaling.exitOnTimeout =
+            boolean(sources.resolve(variable: "REVERB_SCALING_EXIT_ON_TIMEOUT", file: section.value("exit_on_timeout")))
+            ?? false
+        scaling.redis = redisSettings(sources, section: section.section("server"))
+        return scaling
+    }
+
+    /// `REDIS_*` and `scaling.server.*` as raw text; `RedisClientFactory` validates them when scaling is on.
+    private mutating func redisSettings(_ sources: ConfigurationSources, section: FileSection) -> RedisSettingsInput {
+        let laravelTLS = [section.section("context").section("stream"), section.section("ssl")]
+        func raw(_ variable: String?, _ key: String, laravelKey: String? = nil) -> ResolvedSetting? {
+            let fileSetting =
+                key.hasPrefix("tls.")
+                ? section.section("tls").value(String(key.dropFirst(4)))
+                    ?? laravelTLS.lazy.compactMap { $0.value(laravelKey ?? "") }.first
+                : section.value(key)
+            return sources.resolve(variable: variable, file: fileSetting)
+        }
+        return RedisSettingsInput(
+            url: text(raw("REDIS_URL", "url")),
+            host: text(raw("REDIS_HOST", "host")),
+            port: text(raw("REDIS_PORT", "port")),
+            username: text(raw("REDIS_USERNAME", "username")),
+            password: text(raw("REDIS_PASSWORD", "password")),
+            database: text(raw("REDIS_DB", "database")),
+            timeout: text(raw("REDIS_TIMEOUT", "timeout")),
+            scheme: text(raw("REDIS_SCHEME", "scheme")),
+            connectTimeout: text(raw("REDIS_CONNECT_TIMEOUT", "connect_timeout")),
+            tlsCA: text(raw("REDIS_TLS_CA", "tls.ca_file", laravelKey: "cafile")),
+            tlsCert: text(raw("REDIS_TLS_CERT", "tls.cert_file", laravelKey: "local_cert")),
+            tlsKey: text(raw("REDIS_TLS_KEY", "tls.key_file", laravelKey: "local_pk")),
+            tlsVerifyPeer: text(raw("REDIS_TLS_VERIFY_PEER", "tls.verify_peer", laravelKey: "verify_peer")),
+            tlsVerifyPeerName: text(raw(nil, "tls.verify_peer_name", laravelKey: "verify_peer_name")),
+            tlsPeerName: text(raw(nil, "tls.peer_name", laravelKey: "peer_name"))
+        )
+    }
+}
+
+extension ConfigurationInput.ConfigFile {
+    var isNone: Bool {
+        if case .none = self { return true }
+        return false
+    }
+}

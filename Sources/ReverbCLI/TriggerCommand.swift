@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import Reverb
+
+/// `reverb events:trigger CHANNEL EVENT [DATA]`: sign and send one event (`config.md` §6.4).
+struct TriggerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events:trigger",
+        abstract: "Sign and send an event to a server through the HTTP API.",
+        version: "swift-reverb \(ReverbCommand.version)"
+    )
+
+    @Argument(help: "Channel name, or several separated by commas.")
+    var channel: String
+
+    @Argument(help: "Event name.")
+    var event: String
+
+    @Argument(help: "The event's data, sent verbatim; must be JSON. '-' reads it from stdin.")
+    var data: String = "{}"
+
+    @Option(name: .customLong("app-id"), help: "Which app signs (default: the only configured app).")
+    var appID: String?
+
+    @Option(help: "Target host (default: the app's options.host, else the server host).")
+    var host: String?
+
+    @Option(help: "Target port (default: the app's options.port with options.host, else the server port).")
+    var port: Int?
+
+    @Option(help: "http or https.")
+    var scheme: String?
+
+    @Option(name: .customLong("socket-id"), help: "socket_id to exclude from delivery.")
+    var socketID: String?
+
+    @Option(help: "info attributes to return, e.g. subscription_count,user_count.")
+    var info: String?
+
+    @Option(help: "Connect and response timeout in seconds.")
+    var timeout: Double = 10
+
+    @Option(help: "Configuration file.")
+    var config: String?
+
+    func run() async throws {
+        let configuration = try CommandSupport.loadConfiguration(ConfigurationFlags(configFile: config))
+        let app = try selectApp(configuration)
+        var payload = data
+        if payload == "-" {
+            payload = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        }
+        guard (try? JSONParser.parse(payload)) != nil else {
+            CommandSupport.fail("DATA: \"\(payload)\" is not valid JSON.", exitCode: 64)
+        }
+        if let scheme, scheme != "http" && scheme != "https" {
+            CommandSupport.fail("--scheme: \"\(scheme)\" must be http or https.", exitCode: 64)
+        }
+        let target = resolveTarget(configuration: configuration, app: app)
+        let body = makeBody(data: payload)
+        let path = configuration.server.routePrefix + "/apps/\(app.id)/events"
+        var query = [
+            ("auth_key", app.key), ("auth_timestamp", String(Int(Date().timeIntervalSince1970))),
+            ("auth_version", "1.0"), ("body_md5", Signature.md5Hex(body)),
+        ]
+        query.sort { $0.0 < $1.0 }
+        let queryString = query.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        let signature = Signature.hmacSHA256Hex(key: app.secret, message: "POST\n\(path)\n\(queryString)")
+        let pathAndQuery = "\(path)?\(queryString)&auth_signature=\(signature)"
+        let group = MultiThreadedEventLoopGroup.singleton
+        let response: HTTPClient.Response
+        do {
+            response = try await HTTPClient.post(
+                scheme: target.scheme, host: target.host, port: target.port, pathAndQuery: pathAndQuery, body: body,
+                timeout: .nanoseconds(Int64(timeout * 1_000_000_000)), group: group)
+        } catch {
+            CommandSupport.fail("Could not reach \(target.scheme)://\(target.host):\(target.port): \(error).", exitCode: 1)
+        }
+        guard (200..<300).contains(response.status) else {
+            CommandSupport.fail("HTTP \(response.status): \(response.body)", exitCode: 1)
+        }
+        CommandSupport.printOutput(response.body)
+    }
+
+    private func selectApp(_ configuration: ReverbConfiguration) throws -> Application {
+        let ids = configuration.apps.map(\.id).joined(separator: ", ")
+        if let appID {
+            guard let app = configuration.apps.first(where: { $0.id == appID }) else {
+                CommandSupport.fail("--app-id: \"\(appID)\" matches no configured app (configured: \(ids)).", exitCode: 64)
+            }
+            return app
+        }
+        guard configuration.apps.count == 1, let app = configuration.apps.first else {
+            CommandSupport.fail("Several apps are configured (\(ids)): pass --app-id.", exitCode: 64)
+        }
+        return app
+    }
+
+    private func resolveTarget(configuration: ReverbConfiguration, app: Application) -> (
+        scheme: String, host: String, port: Int
+    ) {
+        let server = configuration.server
+        let appHost = app.options.host
+        var targetHost = host ?? appHost ?? server.host
+        if host == nil && appHost == nil {
+            if targetHost == "0.0.0.0" { targetHost = "127.0.0.1" }
+            if targetHost == "::" { targetHost = "::1" }
+        }
+        let targetPort = port ?? (appHost != nil ? app.options.port : server.port)
+        let targetScheme = scheme ?? (appHost != nil ? app.options.scheme : (server.tls != nil ? "https" : "http"))
+        return (targetScheme, targetHost, targetPort)
+    }
+
+    private func makeBody(data: String) -> String {
+        let channels = channel.split(separator: ",", omittingEmptySubsequences: true).map(String.init)
+        var object = JSONObject([("name", .string(event)), ("data", .string(data))])
+        if channels.count == 1 {
+            object["channel"] = .string(channels[0])
+        } else {
+            object["channels"] = .array(channels.map { .string($0) })
+        }
+        if let socketID { object["socket_id"] = .string(socketID) }
+        if let info { object["info"] = .string(info) }
+        return JSONWriter.string(.object(object))
+    }
+}

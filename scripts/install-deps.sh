@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages swift-reverb builds and tests with, when missing.
+set -euo pipefail
+packages=(libhiredis-dev libssl-dev pkg-config redis-server openssl)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "Installing ${missing[*]}"
+    sudo_cmd=""
+    [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
