@@ -16,22 +16,25 @@ struct KeepAliveTests {
             try await peer.joinPresence("presence-room", channelData: #"{"user_id":"peer"}"#)
             _ = try await peer.nextText()
             try await idle.expectText(PusherFrames.internalEvent("pusher_internal:member_added", inner: #"{"user_id":"peer"}"#, channel: "presence-room"))
+            // The peer answers its own pings while the idle socket is pinged and pruned.
+            let removed = PusherFrames.internalEvent("pusher_internal:member_removed", inner: #"{"user_id":9}"#, channel: "presence-room")
+            async let peerSawRemoval: Void = {
+                while true {
+                    let text = try await peer.nextText(timeout: .seconds(15))
+                    if text == PusherFrames.ping {
+                        try await peer.send(text: #"{"event":"pusher:pong","data":{}}"#)
+                        continue
+                    }
+                    #expect(text == removed)
+                    return
+                }
+            }()
             // Nothing before ping_interval has passed (asserting silence is the one bounded wait).
             await idle.expectNoFrame(within: .milliseconds(1500))
             try await idle.expectText(#"{"event":"pusher:ping"}"#, timeout: .seconds(6))
             try await idle.expectText(Self.pruned, timeout: .seconds(6))
             try await idle.expectClose(code: 4201, reason: "Pong reply not received in time")
-            // The peer answers its own pings until it sees the member leave.
-            let removed = PusherFrames.internalEvent("pusher_internal:member_removed", inner: #"{"user_id":9}"#, channel: "presence-room")
-            while true {
-                let text = try await peer.nextText(timeout: .seconds(10))
-                if text == PusherFrames.ping {
-                    try await peer.send(text: #"{"event":"pusher:pong","data":{}}"#)
-                    continue
-                }
-                #expect(text == removed)
-                break
-            }
+            try await peerSawRemoval
         }
     }
 
