@@ -12,8 +12,10 @@ struct ClientEventTests {
             let outsider = try await server.connect()
             try await sender.subscribePublic("test-channel")
             try await peer.subscribePublic("test-channel")
-            try await sender.send(text: #"{"event":"client-start-typing","data":{"id":123,"name":"Joe Dixon"},"channel":"test-channel"}"#)
-            try await peer.expectText(#"{"event":"client-start-typing","channel":"test-channel","data":{"id":123,"name":"Joe Dixon"}}"#)
+            try await sender.send(
+                text: #"{"event":"client-start-typing","data":{"id":123,"name":"Joe Dixon"},"channel":"test-channel"}"#)
+            try await peer.expectText(
+                #"{"event":"client-start-typing","channel":"test-channel","data":{"id":123,"name":"Joe Dixon"}}"#)
             try await sender.sync()
 
             try await sender.joinPresence("presence-chat.1", channelData: #"{"user_id":1,"user_info":{"name":"Ann"}}"#)
@@ -21,11 +23,14 @@ struct ClientEventTests {
             try await peer.joinPresence("presence-chat.1", channelData: #"{"user_id":"two"}"#)
             _ = try await peer.nextText()
             try await sender.expectText(
-                PusherFrames.internalEvent("pusher_internal:member_added", inner: #"{"user_id":"two"}"#, channel: "presence-chat.1"))
+                PusherFrames.internalEvent(
+                    "pusher_internal:member_added", inner: #"{"user_id":"two"}"#, channel: "presence-chat.1"))
             try await sender.send(text: #"{"event":"client-typing","data":{"name":"bob"},"channel":"presence-chat.1"}"#)
-            try await peer.expectText(#"{"event":"client-typing","channel":"presence-chat.1","data":{"name":"bob"},"user_id":1}"#)
+            try await peer.expectText(
+                #"{"event":"client-typing","channel":"presence-chat.1","data":{"name":"bob"},"user_id":1}"#)
             try await peer.send(text: #"{"event":"client-typing","data":{"name":"two"},"channel":"presence-chat.1"}"#)
-            try await sender.expectText(#"{"event":"client-typing","channel":"presence-chat.1","data":{"name":"two"},"user_id":"two"}"#)
+            try await sender.expectText(
+                #"{"event":"client-typing","channel":"presence-chat.1","data":{"name":"two"},"user_id":"two"}"#)
             try await sender.sync()
             try await peer.sync()
             await outsider.expectNoFrame()
@@ -38,13 +43,16 @@ struct ClientEventTests {
             let sender = try await server.connect()
             let otherSocketOfSender = try await server.connect()
             let channelData = #"{"user_id":42}"#
-            try await sender.subscribe("private-room", auth: sender.auth("private-room", channelData: channelData), channelData: channelData)
+            try await sender.subscribe(
+                "private-room", auth: sender.auth("private-room", channelData: channelData), channelData: channelData)
             try await sender.expectSubscribed("private-room")
             try await otherSocketOfSender.subscribe(
-                "private-room", auth: otherSocketOfSender.auth("private-room", channelData: channelData), channelData: channelData)
+                "private-room", auth: otherSocketOfSender.auth("private-room", channelData: channelData),
+                channelData: channelData)
             try await otherSocketOfSender.expectSubscribed("private-room")
             try await sender.send(text: #"{"event":"client-x","channel":"private-room","data":[1]}"#)
-            try await otherSocketOfSender.expectText(#"{"event":"client-x","channel":"private-room","data":[1],"user_id":42}"#)
+            try await otherSocketOfSender.expectText(
+                #"{"event":"client-x","channel":"private-room","data":[1],"user_id":42}"#)
             try await sender.sync()
         }
     }
@@ -57,7 +65,8 @@ struct ClientEventTests {
             try await peer.subscribePublic("test-channel")
             try await sender.send(text: #"{"event":"client-typing","data":{},"channel":"test-channel"}"#)
             try await sender.expectText(
-                #"{"event":"pusher:error","data":"{\"code\":4009,\"message\":\"The client is not a member of the specified channel.\"}"}"#)
+                #"{"event":"pusher:error","data":"{\"code\":4009,\"message\":\"The client is not a member of the specified channel.\"}"}"#
+            )
             try await sender.sync()
             await peer.expectNoFrame()
         }
@@ -72,7 +81,8 @@ struct ClientEventTests {
             try await peer.subscribePublic("test-channel")
             try await sender.send(text: #"{"event":"client-typing","data":{},"channel":"test-channel"}"#)
             try await sender.expectText(
-                #"{"event":"pusher:error","data":"{\"code\":4301,\"message\":\"The app does not have client messaging enabled.\"}"}"#)
+                #"{"event":"pusher:error","data":"{\"code\":4301,\"message\":\"The app does not have client messaging enabled.\"}"}"#
+            )
             try await sender.sync()
             await peer.expectNoFrame()
         }
@@ -87,7 +97,8 @@ struct ClientEventTests {
             try await peer.subscribePublic("test-channel")
             try await other.subscribePublic("other-channel")
             try await sender.send(
-                text: #"{"event":"client-typing","data":{"a":1},"channel":"test-channel","user_id":99,"channels":["other-channel"],"socket_id":"1.1"}"#
+                text:
+                    #"{"event":"client-typing","data":{"a":1},"channel":"test-channel","user_id":99,"channels":["other-channel"],"socket_id":"1.1"}"#
             )
             try await peer.expectText(#"{"event":"client-typing","channel":"test-channel","data":{"a":1}}"#)
             try await sender.sync()

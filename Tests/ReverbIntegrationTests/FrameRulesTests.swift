@@ -9,13 +9,16 @@ struct FrameRulesTests {
     /// A `pusher:ping` padded to exactly `size` bytes.
     static func ping(ofSize size: Int) -> [UInt8] {
         let shell = #"{"event":"pusher:ping","data":{"p":""}}"#
-        let text = #"{"event":"pusher:ping","data":{"p":""# + String(repeating: "x", count: size - shell.utf8.count) + #""}}"#
+        let text =
+            #"{"event":"pusher:ping","data":{"p":""# + String(repeating: "x", count: size - shell.utf8.count) + #""}}"#
         precondition(text.utf8.count == size)
         return Array(text.utf8)
     }
 
     /// Splits `bytes` into `count` fragments (text, continuation..., final).
-    func sendFragmented(_ client: WebSocketTestClient, _ bytes: [UInt8], count: Int, opcode: UInt8 = WebSocketFrame.text) async throws {
+    func sendFragmented(
+        _ client: WebSocketTestClient, _ bytes: [UInt8], count: Int, opcode: UInt8 = WebSocketFrame.text
+    ) async throws {
         let size = (bytes.count + count - 1) / count
         var frames: [UInt8] = []
         for index in 0..<count {
@@ -39,7 +42,9 @@ struct FrameRulesTests {
         }
     }
 
-    @Test("§15.39 1001 bytes, fragmented or not, close 1009 Maximum message size exceeded; others undisturbed", arguments: [1, 2, 5])
+    @Test(
+        "§15.39 1001 bytes, fragmented or not, close 1009 Maximum message size exceeded; others undisturbed",
+        arguments: [1, 2, 5])
     func overTheLimit(fragments: Int) async throws {
         try await withTestServer(apps: [.test(maxMessageSize: 1000)]) { server in
             let other = try await server.connect()
@@ -60,7 +65,9 @@ struct FrameRulesTests {
     func decidedFromHeader() async throws {
         try await withTestServer(apps: [.test(maxMessageSize: 1000)]) { server in
             let client = try await server.connect()
-            let header = Array(WebSocketTestClient.encodeFrame(opcode: WebSocketFrame.text, payload: Self.ping(ofSize: 1001)).prefix(8))
+            let header = Array(
+                WebSocketTestClient.encodeFrame(opcode: WebSocketFrame.text, payload: Self.ping(ofSize: 1001)).prefix(8)
+            )
             try await client.sendRaw(header)
             try await client.expectClose(code: 1009, reason: Self.tooBig)
         }
@@ -89,12 +96,15 @@ struct FrameRulesTests {
     func unmasked() async throws {
         try await withTestServer { server in
             let client = try await server.connect()
-            try await client.send(opcode: WebSocketFrame.text, payload: Array(#"{"event":"pusher:ping"}"#.utf8), masked: false)
+            try await client.send(
+                opcode: WebSocketFrame.text, payload: Array(#"{"event":"pusher:ping"}"#.utf8), masked: false)
             try await client.expectClose(code: 1002)
         }
     }
 
-    @Test("§15.40 invalid UTF-8 text → Close 1007", arguments: [[0xFF], [0xC3], [0xED, 0xA0, 0x80], [0x7B, 0xC0, 0xAF, 0x7D]] as [[UInt8]])
+    @Test(
+        "§15.40 invalid UTF-8 text → Close 1007",
+        arguments: [[0xFF], [0xC3], [0xED, 0xA0, 0x80], [0x7B, 0xC0, 0xAF, 0x7D]] as [[UInt8]])
     func invalidUTF8(bytes: [UInt8]) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
@@ -124,7 +134,8 @@ struct FrameRulesTests {
             let cut = text.firstIndex(of: 0xC3)! + 1
             try await client.sendRaw(
                 WebSocketTestClient.encodeFrame(opcode: WebSocketFrame.text, payload: Array(text[..<cut]), fin: false)
-                    + WebSocketTestClient.encodeFrame(opcode: WebSocketFrame.continuation, payload: Array(text[cut...])))
+                    + WebSocketTestClient.encodeFrame(opcode: WebSocketFrame.continuation, payload: Array(text[cut...]))
+            )
             try await peer.expectText(#"{"event":"client-é","channel":"x","data":{"s":"κόσμε"}}"#)
         }
     }
@@ -159,7 +170,8 @@ struct FrameRulesTests {
             try await client.sendRaw(
                 WebSocketTestClient.encodeFrame(opcode: WebSocketFrame.text, payload: parts[0], fin: false)
                     + WebSocketTestClient.encodeFrame(opcode: WebSocketFrame.ping, payload: Array("mid".utf8))
-                    + WebSocketTestClient.encodeFrame(opcode: WebSocketFrame.continuation, payload: parts[1], fin: false)
+                    + WebSocketTestClient.encodeFrame(
+                        opcode: WebSocketFrame.continuation, payload: parts[1], fin: false)
                     + WebSocketTestClient.encodeFrame(opcode: WebSocketFrame.continuation, payload: [], fin: false)
                     + WebSocketTestClient.encodeFrame(opcode: WebSocketFrame.continuation, payload: parts[2]))
             let pong = try await client.nextFrame()
@@ -175,28 +187,47 @@ struct FrameRulesTests {
     }
 
     static let violations: [Violation] = [
-        Violation(description: "RSV1 set", bytes: WebSocketTestClient.encodeFrame(opcode: 1, payload: Array("{}".utf8), rsv: 4)),
-        Violation(description: "RSV2 set", bytes: WebSocketTestClient.encodeFrame(opcode: 1, payload: Array("{}".utf8), rsv: 2)),
-        Violation(description: "RSV3 on a ping", bytes: WebSocketTestClient.encodeFrame(opcode: 9, payload: [], rsv: 1)),
+        Violation(
+            description: "RSV1 set",
+            bytes: WebSocketTestClient.encodeFrame(opcode: 1, payload: Array("{}".utf8), rsv: 4)),
+        Violation(
+            description: "RSV2 set",
+            bytes: WebSocketTestClient.encodeFrame(opcode: 1, payload: Array("{}".utf8), rsv: 2)),
+        Violation(
+            description: "RSV3 on a ping", bytes: WebSocketTestClient.encodeFrame(opcode: 9, payload: [], rsv: 1)),
         Violation(description: "opcode 3", bytes: WebSocketTestClient.encodeFrame(opcode: 3, payload: [])),
         Violation(description: "opcode 0xB", bytes: WebSocketTestClient.encodeFrame(opcode: 0xB, payload: [])),
-        Violation(description: "ping of 126 bytes", bytes: WebSocketTestClient.encodeFrame(opcode: 9, payload: Array(repeating: 0x61, count: 126))),
-        Violation(description: "fragmented ping", bytes: WebSocketTestClient.encodeFrame(opcode: 9, payload: [1], fin: false)),
-        Violation(description: "continuation without a message", bytes: WebSocketTestClient.encodeFrame(opcode: 0, payload: Array("{}".utf8))),
+        Violation(
+            description: "ping of 126 bytes",
+            bytes: WebSocketTestClient.encodeFrame(opcode: 9, payload: Array(repeating: 0x61, count: 126))),
+        Violation(
+            description: "fragmented ping", bytes: WebSocketTestClient.encodeFrame(opcode: 9, payload: [1], fin: false)),
+        Violation(
+            description: "continuation without a message",
+            bytes: WebSocketTestClient.encodeFrame(opcode: 0, payload: Array("{}".utf8))),
         Violation(
             description: "new text frame inside a fragmented message",
             bytes: WebSocketTestClient.encodeFrame(opcode: 1, payload: Array("{".utf8), fin: false)
                 + WebSocketTestClient.encodeFrame(opcode: 1, payload: Array("}".utf8))),
-        Violation(description: "Close payload of 1 byte", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03])),
-        Violation(description: "Close code 999", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xE7])),
-        Violation(description: "Close code 1004", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xEC])),
-        Violation(description: "Close code 1005", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xED])),
-        Violation(description: "Close code 1006", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xEE])),
-        Violation(description: "Close code 1015", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xF7])),
-        Violation(description: "Close code 2999", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x0B, 0xB7])),
-        Violation(description: "Close code 5000", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x13, 0x88])),
         Violation(
-            description: "Close reason not UTF-8", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xE8, 0xFF]),
+            description: "Close payload of 1 byte", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03])),
+        Violation(
+            description: "Close code 999", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xE7])),
+        Violation(
+            description: "Close code 1004", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xEC])),
+        Violation(
+            description: "Close code 1005", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xED])),
+        Violation(
+            description: "Close code 1006", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xEE])),
+        Violation(
+            description: "Close code 1015", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xF7])),
+        Violation(
+            description: "Close code 2999", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x0B, 0xB7])),
+        Violation(
+            description: "Close code 5000", bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x13, 0x88])),
+        Violation(
+            description: "Close reason not UTF-8",
+            bytes: WebSocketTestClient.encodeFrame(opcode: 8, payload: [0x03, 0xE8, 0xFF]),
             code: 1007),
     ]
 

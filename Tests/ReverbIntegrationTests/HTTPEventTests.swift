@@ -10,11 +10,14 @@ struct HTTPEventTests {
         testEvent.replacing("CHANNEL", with: channel)
     }
 
-    @Test("§15.13 a refused subscription creates no channel (HTTP API channel list)", arguments: SubscriptionTests.BadAuth.allCases)
+    @Test(
+        "§15.13 a refused subscription creates no channel (HTTP API channel list)",
+        arguments: SubscriptionTests.BadAuth.allCases)
     func refusedSubscriptionLeavesNoChannel(badAuth: SubscriptionTests.BadAuth) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
-            try await client.send(text: SubscriptionTests.subscribeMessage(channel: "private-orders.1", badAuth: badAuth, client: client))
+            try await client.send(
+                text: SubscriptionTests.subscribeMessage(channel: "private-orders.1", badAuth: badAuth, client: client))
             try await client.expectError(4009, "Connection is unauthorized")
             #expect(try await server.channelsBody() == #"{"channels":{}}"#)
             let info = try await server.api("GET", "/apps/123456/channels/private-orders.1")
@@ -56,11 +59,15 @@ struct HTTPEventTests {
                 try await client.expectText(
                     #"{"event":"App\\Events\\TestEvent","data":"{\"foo\":\"bar\"}","channel":"test-channel"}"#)
             }
-            try await server.publish(event: "NewEvent", channels: ["test-channel", "other-channel"], data: #"{"some":"data"}"#, socketID: subscribers[0].socketID)
+            try await server.publish(
+                event: "NewEvent", channels: ["test-channel", "other-channel"], data: #"{"some":"data"}"#,
+                socketID: subscribers[0].socketID)
             for client in subscribers.dropFirst() {
-                try await client.expectText(#"{"event":"NewEvent","data":"{\"some\":\"data\"}","channel":"test-channel"}"#)
+                try await client.expectText(
+                    #"{"event":"NewEvent","data":"{\"some\":\"data\"}","channel":"test-channel"}"#)
             }
-            try await bystander.expectText(#"{"event":"NewEvent","data":"{\"some\":\"data\"}","channel":"other-channel"}"#)
+            try await bystander.expectText(
+                #"{"event":"NewEvent","data":"{\"some\":\"data\"}","channel":"other-channel"}"#)
             try await subscribers[0].sync()
             await subscribers[0].expectNoFrame()
         }
@@ -73,7 +80,9 @@ struct HTTPEventTests {
             try await client.subscribePublic("test-channel")
             let response = try await server.api(
                 "POST", "/apps/123456/batch_events",
-                body: #"{"batch":[{"name":"NewEvent","channel":"test-channel","data":"{\"some\":\"data\"}"},{"name":"Second","channel":"test-channel","data":"x"}]}"#)
+                body:
+                    #"{"batch":[{"name":"NewEvent","channel":"test-channel","data":"{\"some\":\"data\"}"},{"name":"Second","channel":"test-channel","data":"x"}]}"#
+            )
             #expect(response.status == 200, "\(response)")
             try await client.expectText(#"{"event":"NewEvent","channel":"test-channel","data":"{\"some\":\"data\"}"}"#)
             try await client.expectText(#"{"event":"Second","channel":"test-channel","data":"x"}"#)
@@ -94,9 +103,11 @@ struct HTTPEventTests {
         }
     }
 
-    @Test("§15.34 cache channels: cache_miss when empty; the last HTTP event (even unobserved) is replayed", arguments: [
-        "cache-test-channel", "private-cache-x", "private-encrypted-cache-x", "presence-cache-x",
-    ])
+    @Test(
+        "§15.34 cache channels: cache_miss when empty; the last HTTP event (even unobserved) is replayed",
+        arguments: [
+            "cache-test-channel", "private-cache-x", "private-encrypted-cache-x", "presence-cache-x",
+        ])
     func cacheChannels(channel: String) async throws {
         try await withTestServer { server in
             func subscribe(_ client: WebSocketTestClient, userID: Int) async throws {
@@ -105,7 +116,8 @@ struct HTTPEventTests {
                     try await client.expectText(
                         PusherFrames.internalEvent(
                             "pusher_internal:subscription_succeeded",
-                            inner: #"{"presence":{"count":1,"ids":[\#(userID)],"hash":{"\#(userID)":null}}}"#, channel: channel))
+                            inner: #"{"presence":{"count":1,"ids":[\#(userID)],"hash":{"\#(userID)":null}}}"#,
+                            channel: channel))
                 } else if channel.hasPrefix("private-") {
                     try await client.subscribePrivate(channel)
                 } else {
@@ -143,9 +155,12 @@ struct HTTPEventTests {
         try await withTestServer { server in
             try await server.publish(channels: ["cache-test-channel"])
             let client = try await server.connect()
-            try await client.send(text: #"{"event":"pusher:subscribe","data":{"auth":"","channel":"cache-test-channel"}}"#)
-            try await client.expectText(#"{"event":"pusher_internal:subscription_succeeded","data":"{}","channel":"cache-test-channel"}"#)
-            try await client.expectText(#"{"event":"App\\Events\\TestEvent","data":"{\"foo\":\"bar\"}","channel":"cache-test-channel"}"#)
+            try await client.send(
+                text: #"{"event":"pusher:subscribe","data":{"auth":"","channel":"cache-test-channel"}}"#)
+            try await client.expectText(
+                #"{"event":"pusher_internal:subscription_succeeded","data":"{}","channel":"cache-test-channel"}"#)
+            try await client.expectText(
+                #"{"event":"App\\Events\\TestEvent","data":"{\"foo\":\"bar\"}","channel":"cache-test-channel"}"#)
         }
     }
 
@@ -163,9 +178,12 @@ struct HTTPEventTests {
             try await b.joinPresence(channel, channelData: #"{"user_id":2}"#)
             _ = try await b.nextText()
             try await b.expectText(Self.testEvent(channel))
-            try await a.expectText(PusherFrames.internalEvent("pusher_internal:member_added", inner: #"{"user_id":2}"#, channel: channel))
+            try await a.expectText(
+                PusherFrames.internalEvent("pusher_internal:member_added", inner: #"{"user_id":2}"#, channel: channel))
             try await b.unsubscribe(channel)
-            try await a.expectText(PusherFrames.internalEvent("pusher_internal:member_removed", inner: #"{"user_id":2}"#, channel: channel))
+            try await a.expectText(
+                PusherFrames.internalEvent("pusher_internal:member_removed", inner: #"{"user_id":2}"#, channel: channel)
+            )
             let c = try await server.connect()
             try await c.joinPresence(channel, channelData: #"{"user_id":3}"#)
             _ = try await c.nextText()

@@ -47,7 +47,9 @@ struct HandshakeTests {
         }
     }
 
-    @Test("§1.1 trailing slash or extra segment is another route (404)", arguments: ["/app/reverb-key/", "/app/reverb-key/x", "/app/"])
+    @Test(
+        "§1.1 trailing slash or extra segment is another route (404)",
+        arguments: ["/app/reverb-key/", "/app/reverb-key/x", "/app/"])
     func extraSegments(path: String) async throws {
         try await withTestServer { server in
             let client = try await server.open(path: path)
@@ -134,9 +136,11 @@ struct HandshakeTests {
         Refusal(
             description: "key of 15 bytes → 400", replace: ["Sec-WebSocket-Key": "AQIDBAUGBwgJCgsMDQ4P"], status: 400),
         Refusal(
-            description: "key not base64 → 400", replace: ["Sec-WebSocket-Key": "not a base64 key!!!!!!=="], status: 400),
+            description: "key not base64 → 400", replace: ["Sec-WebSocket-Key": "not a base64 key!!!!!!=="], status: 400
+        ),
         Refusal(
-            description: "key of 17 bytes → 400", replace: ["Sec-WebSocket-Key": "AQIDBAUGBwgJCgsMDQ4PEBE="], status: 400),
+            description: "key of 17 bytes → 400", replace: ["Sec-WebSocket-Key": "AQIDBAUGBwgJCgsMDQ4PEBE="],
+            status: 400),
         Refusal(
             description: "version 8 → 426", replace: ["Sec-WebSocket-Version": "8"], status: 426,
             requiredHeaders: [.init(name: "Sec-WebSocket-Version", value: "13")]),
@@ -222,10 +226,12 @@ struct HandshakeTests {
     @Test("/up answers 200 {\"health\":\"OK\"}; unknown paths 404", arguments: ["", "ws"])
     func upRoute(path: String) async throws {
         try await withTestServer(path: path) { server in
-            let up = try await server.http(RawHTTP.request(method: "GET", target: "\(server.prefix)/up", port: server.port))
+            let up = try await server.http(
+                RawHTTP.request(method: "GET", target: "\(server.prefix)/up", port: server.port))
             #expect(up.status == 200, "\(up)")
             #expect(up.bodyText == #"{"health":"OK"}"#)
-            let missing = try await server.http(RawHTTP.request(method: "GET", target: "\(server.prefix)/nope", port: server.port))
+            let missing = try await server.http(
+                RawHTTP.request(method: "GET", target: "\(server.prefix)/nope", port: server.port))
             #expect(missing.status == 404, "\(missing)")
         }
     }

@@ -1,12 +1,15 @@
-import Reverb
 import NIOCore
+import Reverb
 import Testing
 
 @Suite("Keep-alive (protocol.md §9)")
 struct KeepAliveTests {
-    static let pruned = #"{"event":"pusher:error","data":"{\"code\":4201,\"message\":\"Pong reply not received in time\"}"}"#
+    static let pruned =
+        #"{"event":"pusher:error","data":"{\"code\":4201,\"message\":\"Pong reply not received in time\"}"}"#
 
-    @Test("§15.36 ping_interval 2: idle socket gets pusher:ping; unanswered → 4201 + Close 4201; peers get member_removed")
+    @Test(
+        "§15.36 ping_interval 2: idle socket gets pusher:ping; unanswered → 4201 + Close 4201; peers get member_removed"
+    )
     func pingThenPrune() async throws {
         try await withTestServer(apps: [.test(pingInterval: 2)]) { server in
             let idle = try await server.connect()
@@ -15,9 +18,12 @@ struct KeepAliveTests {
             let peer = try await server.connect()
             try await peer.joinPresence("presence-room", channelData: #"{"user_id":"peer"}"#)
             _ = try await peer.nextText()
-            try await idle.expectText(PusherFrames.internalEvent("pusher_internal:member_added", inner: #"{"user_id":"peer"}"#, channel: "presence-room"))
+            try await idle.expectText(
+                PusherFrames.internalEvent(
+                    "pusher_internal:member_added", inner: #"{"user_id":"peer"}"#, channel: "presence-room"))
             // The peer answers its own pings while the idle socket is pinged and pruned.
-            let removed = PusherFrames.internalEvent("pusher_internal:member_removed", inner: #"{"user_id":9}"#, channel: "presence-room")
+            let removed = PusherFrames.internalEvent(
+                "pusher_internal:member_removed", inner: #"{"user_id":9}"#, channel: "presence-room")
             async let peerSawRemoval: Void = {
                 while true {
                     let text = try await peer.nextText(timeout: .seconds(15))

@@ -4,10 +4,12 @@ import Testing
 
 @Suite("Processing client messages (protocol.md §2)")
 struct MessageTests {
-    @Test("§15.8 pusher:ping gets exactly pusher:pong", arguments: [
-        #"{"event":"pusher:ping","data":{}}"#, #"{"event":"pusher:ping","data":""}"#, #"{"event":"pusher:ping"}"#,
-        #"{"event":"pusher:ping","data":null}"#, #"{"event":"pusher:ping","data":[]}"#,
-    ])
+    @Test(
+        "§15.8 pusher:ping gets exactly pusher:pong",
+        arguments: [
+            #"{"event":"pusher:ping","data":{}}"#, #"{"event":"pusher:ping","data":""}"#, #"{"event":"pusher:ping"}"#,
+            #"{"event":"pusher:ping","data":null}"#, #"{"event":"pusher:ping","data":[]}"#,
+        ])
     func pusherPing(message: String) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
@@ -41,7 +43,8 @@ struct MessageTests {
         try await withTestServer { server in
             let client = try await server.connect()
             try await client.send(text: message)
-            try await client.expectText(#"{"event":"pusher:error","data":"{\"code\":4200,\"message\":\"Invalid message format\"}"}"#)
+            try await client.expectText(
+                #"{"event":"pusher:error","data":"{\"code\":4200,\"message\":\"Invalid message format\"}"}"#)
             try await client.sync()
         }
     }
@@ -68,9 +71,12 @@ struct MessageTests {
     func binaryLikeText() async throws {
         try await withTestServer { server in
             let client = try await server.connect()
-            try await client.send(opcode: WebSocketFrame.binary, payload: Array(#"{"event":"pusher:ping","data":{}}"#.utf8))
+            try await client.send(
+                opcode: WebSocketFrame.binary, payload: Array(#"{"event":"pusher:ping","data":{}}"#.utf8))
             try await client.expectText(PusherFrames.pong)
-            try await client.send(opcode: WebSocketFrame.binary, payload: Array(#"{"event":"pusher:subscribe","data":{"channel":"bin"}}"#.utf8))
+            try await client.send(
+                opcode: WebSocketFrame.binary,
+                payload: Array(#"{"event":"pusher:subscribe","data":{"channel":"bin"}}"#.utf8))
             try await client.expectSubscribed("bin")
             try await client.send(opcode: WebSocketFrame.binary, payload: Array("oops".utf8))
             try await client.expectError(4200, "Invalid message format")
@@ -111,8 +117,10 @@ struct MessageTests {
             try await peer.subscribePublic("x")
             try await sender.send(text: #"{"event":"client-a","channel":"x","data":"{\"a\":{}}"}"#)
             try await peer.expectText(#"{"event":"client-a","channel":"x","data":{"a":{}}}"#)
-            try await sender.send(text: #"{"event":"client-b","channel":"x","data":{"n":1.0,"big":12345678901234567890,"e":[],"o":{}}}"#)
-            try await peer.expectText(#"{"event":"client-b","channel":"x","data":{"n":1.0,"big":12345678901234567890,"e":[],"o":{}}}"#)
+            try await sender.send(
+                text: #"{"event":"client-b","channel":"x","data":{"n":1.0,"big":12345678901234567890,"e":[],"o":{}}}"#)
+            try await peer.expectText(
+                #"{"event":"client-b","channel":"x","data":{"n":1.0,"big":12345678901234567890,"e":[],"o":{}}}"#)
             try await sender.send(text: #"{"event":"client-c","channel":"x","data":""}"#)
             try await sender.send(text: #"{"event":"client-d","channel":"x","data":[1,"two"]}"#)
             try await peer.expectText(#"{"event":"client-c","channel":"x","data":""}"#)

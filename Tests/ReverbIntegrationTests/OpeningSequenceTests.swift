@@ -8,7 +8,8 @@ struct OpeningSequenceTests {
     func unknownKey() async throws {
         try await withTestServer { server in
             let client = try await server.upgrade(key: "no-such-key")
-            try await client.expectText(#"{"event":"pusher:error","data":"{\"code\":4001,\"message\":\"Application does not exist\"}"}"#)
+            try await client.expectText(
+                #"{"event":"pusher:error","data":"{\"code\":4001,\"message\":\"Application does not exist\"}"}"#)
             try await client.expectClose(code: 4001, reason: "Application does not exist")
         }
     }
@@ -46,7 +47,8 @@ struct OpeningSequenceTests {
                 _ = try await client.expectEstablished(activityTimeout: 30)
                 try await client.sync()
             } else {
-                try await client.expectText(#"{"event":"pusher:error","data":"{\"code\":4009,\"message\":\"Origin not allowed\"}"}"#)
+                try await client.expectText(
+                    #"{"event":"pusher:error","data":"{\"code\":4009,\"message\":\"Origin not allowed\"}"}"#)
                 try await client.expectClose(code: 4009, reason: "Origin not allowed")
             }
         }
@@ -58,7 +60,8 @@ struct OpeningSequenceTests {
             let first = try await server.connect()
             let second = try await server.upgrade()
             try await second.expectText(
-                #"{"event":"pusher:error","data":"{\"code\":4004,\"message\":\"Application is over connection quota\"}"}"#)
+                #"{"event":"pusher:error","data":"{\"code\":4004,\"message\":\"Application is over connection quota\"}"}"#
+            )
             try await second.expectClose(code: 4004, reason: "Application is over connection quota")
             // The refused socket does not count: the first one is still the only one.
             let third = try await server.upgrade()

@@ -5,7 +5,8 @@ import Testing
 @Suite("Presence channels (protocol.md §5)")
 struct PresenceTests {
     static func succeeded(_ channel: String, presence: String) -> String {
-        PusherFrames.internalEvent("pusher_internal:subscription_succeeded", inner: #"{"presence":"# + presence + "}", channel: channel)
+        PusherFrames.internalEvent(
+            "pusher_internal:subscription_succeeded", inner: #"{"presence":"# + presence + "}", channel: channel)
     }
 
     static func added(_ channel: String, _ channelData: String) -> String {
@@ -13,14 +14,16 @@ struct PresenceTests {
     }
 
     static func removed(_ channel: String, _ userID: String) -> String {
-        PusherFrames.internalEvent("pusher_internal:member_removed", inner: #"{"user_id":"# + userID + "}", channel: channel)
+        PusherFrames.internalEvent(
+            "pusher_internal:member_removed", inner: #"{"user_id":"# + userID + "}", channel: channel)
     }
 
     @Test("§15.18 presence subscribe gets the exact §5.2 frame; an integer user_id stays an integer")
     func presenceSubscribe() async throws {
         try await withTestServer { server in
             let first = try await server.connect()
-            try await first.joinPresence("presence-test-channel", channelData: #"{"user_id":1,"user_info":{"name":"Test User"}}"#)
+            try await first.joinPresence(
+                "presence-test-channel", channelData: #"{"user_id":1,"user_info":{"name":"Test User"}}"#)
             try await first.expectText(
                 #"{"event":"pusher_internal:subscription_succeeded","data":"{\"presence\":{\"count\":1,\"ids\":[1],\"hash\":{\"1\":{\"name\":\"Test User\"}}}}","channel":"presence-test-channel"}"#
             )
@@ -28,7 +31,8 @@ struct PresenceTests {
             try await second.joinPresence("presence-test-channel", channelData: #"{"user_id":"abc"}"#)
             try await second.expectText(
                 Self.succeeded(
-                    "presence-test-channel", presence: #"{"count":2,"ids":[1,"abc"],"hash":{"1":{"name":"Test User"},"abc":null}}"#))
+                    "presence-test-channel",
+                    presence: #"{"count":2,"ids":[1,"abc"],"hash":{"1":{"name":"Test User"},"abc":null}}"#))
         }
     }
 
@@ -46,10 +50,13 @@ struct PresenceTests {
         }
     }
 
-    @Test("§15.19 presence with a valid signature but no channel_data or no valid user_id gets 4200", arguments: [
-        nil, "", #"{}"#, #"{"user_info":{"name":"x"}}"#, #"{"user_id":null}"#, #"{"user_id":""}"#, #"{"user_id":1.5}"#,
-        #"{"user_id":true}"#, #"{"user_id":{}}"#, #"{"user_id":[1]}"#, "[]", "7",
-    ])
+    @Test(
+        "§15.19 presence with a valid signature but no channel_data or no valid user_id gets 4200",
+        arguments: [
+            nil, "", #"{}"#, #"{"user_info":{"name":"x"}}"#, #"{"user_id":null}"#, #"{"user_id":""}"#,
+            #"{"user_id":1.5}"#,
+            #"{"user_id":true}"#, #"{"user_id":{}}"#, #"{"user_id":[1]}"#, "[]", "7",
+        ])
     func presenceWithoutUserID(channelData: String?) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
@@ -65,9 +72,12 @@ struct PresenceTests {
         try await withTestServer { server in
             let client = try await server.connect()
             try await client.send(
-                text: #"{"event":"pusher:subscribe","data":{"auth":null,"channel_data":"{\"user_id\":1}","channel":"presence-x"}}"#)
+                text:
+                    #"{"event":"pusher:subscribe","data":{"auth":null,"channel_data":"{\"user_id\":1}","channel":"presence-x"}}"#
+            )
             try await client.expectError(4009, "Connection is unauthorized")
-            try await client.send(text: #"{"event":"pusher:subscribe","data":{"channel_data":"{}","channel":"presence-x"}}"#)
+            try await client.send(
+                text: #"{"event":"pusher:subscribe","data":{"channel_data":"{}","channel":"presence-x"}}"#)
             try await client.expectError(4009, "Connection is unauthorized")
             try await client.sync()
         }
@@ -78,7 +88,8 @@ struct PresenceTests {
         try await withTestServer { server in
             let client = try await server.connect()
             try await client.joinPresence("presence-x", channelData: #"{"user_id":"u1"}"#)
-            try await client.expectText(Self.succeeded("presence-x", presence: #"{"count":1,"ids":["u1"],"hash":{"u1":null}}"#))
+            try await client.expectText(
+                Self.succeeded("presence-x", presence: #"{"count":1,"ids":["u1"],"hash":{"u1":null}}"#))
         }
     }
 
@@ -86,7 +97,8 @@ struct PresenceTests {
     func memberAdded() async throws {
         try await withTestServer { server in
             let first = try await server.connect()
-            try await first.joinPresence("presence-test-channel", channelData: #"{"user_id":1,"user_info":{"name":"Test User"}}"#)
+            try await first.joinPresence(
+                "presence-test-channel", channelData: #"{"user_id":1,"user_info":{"name":"Test User"}}"#)
             _ = try await first.nextText()
             let joinerData = #"{"user_id":2,"user_info":{"name":"Test User 2"}}"#
             let second = try await server.connect()
@@ -113,11 +125,16 @@ struct PresenceTests {
         }
     }
 
-    @Test("§15.22 a second socket of the same user (also 1 after \"1\") sends no member_added; count 1, one id", arguments: [
-        (#"{"user_id":7,"user_info":{"n":1}}"#, #"{"user_id":7,"user_info":{"n":2}}"#, #"{"count":1,"ids":[7],"hash":{"7":{"n":1}}}"#),
-        (#"{"user_id":"1"}"#, #"{"user_id":1}"#, #"{"count":1,"ids":["1"],"hash":{"1":null}}"#),
-        (#"{"user_id":1}"#, #"{"user_id":"1"}"#, #"{"count":1,"ids":[1],"hash":{"1":null}}"#),
-    ])
+    @Test(
+        "§15.22 a second socket of the same user (also 1 after \"1\") sends no member_added; count 1, one id",
+        arguments: [
+            (
+                #"{"user_id":7,"user_info":{"n":1}}"#, #"{"user_id":7,"user_info":{"n":2}}"#,
+                #"{"count":1,"ids":[7],"hash":{"7":{"n":1}}}"#
+            ),
+            (#"{"user_id":"1"}"#, #"{"user_id":1}"#, #"{"count":1,"ids":["1"],"hash":{"1":null}}"#),
+            (#"{"user_id":1}"#, #"{"user_id":"1"}"#, #"{"count":1,"ids":[1],"hash":{"1":null}}"#),
+        ])
     func sameUserTwice(firstData: String, secondData: String, presence: String) async throws {
         try await withTestServer { server in
             let observer = try await server.connect()
@@ -171,7 +188,8 @@ struct PresenceTests {
 
             await b.drop()
             try await observer.expectText(
-                #"{"event":"pusher_internal:member_removed","data":"{\"user_id\":3}","channel":"presence-test-channel"}"#)
+                #"{"event":"pusher_internal:member_removed","data":"{\"user_id\":3}","channel":"presence-test-channel"}"#
+            )
 
             let c = try await server.connect()
             try await c.joinPresence("presence-test-channel", channelData: #"{"user_id":"s"}"#)

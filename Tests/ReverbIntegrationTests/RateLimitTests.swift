@@ -10,7 +10,8 @@ struct RateLimitTests {
         .test(rateLimiting: .init(enabled: true, maxAttempts: 3, decaySeconds: 1, terminateOnLimit: terminate))
     }
 
-    @Test("§15.38 rate limit 3 per 1 s: the 4th message gets the exact 4301 and is not processed; works again after 1 s")
+    @Test(
+        "§15.38 rate limit 3 per 1 s: the 4th message gets the exact 4301 and is not processed; works again after 1 s")
     func rateLimit() async throws {
         try await withTestServer(apps: [Self.app()]) { server in
             let client = try await server.connect()

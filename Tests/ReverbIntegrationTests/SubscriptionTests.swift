@@ -4,27 +4,33 @@ import Testing
 
 @Suite("Subscribe and unsubscribe (protocol.md §3, §4)")
 struct SubscriptionTests {
-    static let unauthorized = #"{"event":"pusher:error","data":"{\"code\":4009,\"message\":\"Connection is unauthorized\"}"}"#
+    static let unauthorized =
+        #"{"event":"pusher:error","data":"{\"code\":4009,\"message\":\"Connection is unauthorized\"}"}"#
     static let invalid = #"{"event":"pusher:error","data":"{\"code\":4200,\"message\":\"Invalid message format\"}"}"#
 
-    @Test("§15.11 public subscribe, data as object or as JSON string, gets the exact succeeded frame", arguments: [
-        #"{"event":"pusher:subscribe","data":{"auth":"","channel":"test-channel"}}"#,
-        #"{"event":"pusher:subscribe","data":{"channel":"test-channel"}}"#,
-        #"{"event":"pusher:subscribe","data":"{\"channel\":\"test-channel\"}"}"#,
-        #"{"event":"pusher:subscribe","data":{"auth":null,"channel":"test-channel","channel_data":null}}"#,
-    ])
+    @Test(
+        "§15.11 public subscribe, data as object or as JSON string, gets the exact succeeded frame",
+        arguments: [
+            #"{"event":"pusher:subscribe","data":{"auth":"","channel":"test-channel"}}"#,
+            #"{"event":"pusher:subscribe","data":{"channel":"test-channel"}}"#,
+            #"{"event":"pusher:subscribe","data":"{\"channel\":\"test-channel\"}"}"#,
+            #"{"event":"pusher:subscribe","data":{"auth":null,"channel":"test-channel","channel_data":null}}"#,
+        ])
     func publicSubscribe(message: String) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
             try await client.send(text: message)
-            try await client.expectText(#"{"event":"pusher_internal:subscription_succeeded","data":"{}","channel":"test-channel"}"#)
+            try await client.expectText(
+                #"{"event":"pusher_internal:subscription_succeeded","data":"{}","channel":"test-channel"}"#)
             try await client.sync()
         }
     }
 
-    @Test("§15.12 private subscribe signed per §4.3 succeeds, also with a wrong key part", arguments: [
-        "reverb-key", "app-key", "",
-    ])
+    @Test(
+        "§15.12 private subscribe signed per §4.3 succeeds, also with a wrong key part",
+        arguments: [
+            "reverb-key", "app-key", "",
+        ])
     func privateSubscribe(keyPart: String) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
@@ -72,16 +78,19 @@ struct SubscriptionTests {
     func privateUnauthorized(badAuth: BadAuth) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
-            try await client.send(text: Self.subscribeMessage(channel: "private-orders.1", badAuth: badAuth, client: client))
+            try await client.send(
+                text: Self.subscribeMessage(channel: "private-orders.1", badAuth: badAuth, client: client))
             try await client.expectText(Self.unauthorized)
             try await client.sync()
             try await client.subscribePublic("still-usable")
         }
     }
 
-    @Test("§15.14 the same 4009 for every signed channel type", arguments: [
-        "private-cache-x", "presence-x", "presence-cache-x", "private-encrypted-x", "private-encrypted-cache-x",
-    ])
+    @Test(
+        "§15.14 the same 4009 for every signed channel type",
+        arguments: [
+            "private-cache-x", "presence-x", "presence-cache-x", "private-encrypted-x", "private-encrypted-cache-x",
+        ])
     func signedTypesUnauthorized(channel: String) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
@@ -107,10 +116,12 @@ struct SubscriptionTests {
 
     static let fieldCases: [FieldCase] = [
         FieldCase(
-            template: #"{"event":"pusher:subscribe","data":{"auth":"AUTH","channel_data":"Hello","channel":"private-x"}}"#,
+            template:
+                #"{"event":"pusher:subscribe","data":{"auth":"AUTH","channel_data":"Hello","channel":"private-x"}}"#,
             channel: "private-x", signedData: "Hello"),
         FieldCase(
-            template: #"{"event":"pusher:subscribe","data":{"auth":"AUTH","channel_data":{"user_id":1},"channel":"private-x"}}"#,
+            template:
+                #"{"event":"pusher:subscribe","data":{"auth":"AUTH","channel_data":{"user_id":1},"channel":"private-x"}}"#,
             channel: "private-x"),
         FieldCase(
             template: #"{"event":"pusher:subscribe","data":{"auth":"AUTH","channel_data":5,"channel":"private-x"}}"#,
@@ -121,9 +132,12 @@ struct SubscriptionTests {
         FieldCase(
             template: #"{"event":"pusher:subscribe","data":{"auth":"AUTH","channel_data":"5","channel":"presence-x"}}"#,
             channel: "presence-x", signedData: "5"),
-        FieldCase(template: #"{"event":"pusher:subscribe","data":{"auth":[],"channel":"private-x"}}"#, channel: "private-x"),
-        FieldCase(template: #"{"event":"pusher:subscribe","data":{"auth":[],"channel":"public-x"}}"#, channel: "public-x"),
-        FieldCase(template: #"{"event":"pusher:subscribe","data":{"auth":5,"channel":"public-x"}}"#, channel: "public-x"),
+        FieldCase(
+            template: #"{"event":"pusher:subscribe","data":{"auth":[],"channel":"private-x"}}"#, channel: "private-x"),
+        FieldCase(
+            template: #"{"event":"pusher:subscribe","data":{"auth":[],"channel":"public-x"}}"#, channel: "public-x"),
+        FieldCase(
+            template: #"{"event":"pusher:subscribe","data":{"auth":5,"channel":"public-x"}}"#, channel: "public-x"),
         FieldCase(
             template: #"{"event":"pusher:subscribe","data":{"channel_data":"Hello","channel":"public-x"}}"#,
             channel: "public-x"),
@@ -147,9 +161,11 @@ struct SubscriptionTests {
         }
     }
 
-    @Test("§15.16 invalid channel names get 4200", arguments: [
-        "", "a b", "#x", "ü", String(repeating: "a", count: 201), "a/b", "a:b", "café", "tab\t",
-    ])
+    @Test(
+        "§15.16 invalid channel names get 4200",
+        arguments: [
+            "", "a b", "#x", "ü", String(repeating: "a", count: 201), "a/b", "a:b", "café", "tab\t",
+        ])
     func invalidChannelName(name: String) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
@@ -159,9 +175,11 @@ struct SubscriptionTests {
         }
     }
 
-    @Test("§15.16 a 200-character name and the whole charset are valid", arguments: [
-        String(repeating: "a", count: 200), "-a-zA-Z0-9_=@,.;", "private", "presence", "cache",
-    ])
+    @Test(
+        "§15.16 a 200-character name and the whole charset are valid",
+        arguments: [
+            String(repeating: "a", count: 200), "-a-zA-Z0-9_=@,.;", "private", "presence", "cache",
+        ])
     func validChannelName(name: String) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
@@ -170,7 +188,9 @@ struct SubscriptionTests {
         }
     }
 
-    @Test("§15.17 privatefoo and cached-x are public: no auth, no cache_miss", arguments: ["privatefoo", "cached-x", "presencex", "private_x"])
+    @Test(
+        "§15.17 privatefoo and cached-x are public: no auth, no cache_miss",
+        arguments: ["privatefoo", "cached-x", "presencex", "private_x"])
     func prefixesNeedTheDash(channel: String) async throws {
         try await withTestServer { server in
             let client = try await server.connect()
@@ -200,10 +220,12 @@ struct SubscriptionTests {
         }
     }
 
-    @Test("§4.5 unsubscribe without a string channel gets 4200", arguments: [
-        #"{"event":"pusher:unsubscribe","data":{}}"#, #"{"event":"pusher:unsubscribe","data":{"channel":5}}"#,
-        #"{"event":"pusher:unsubscribe"}"#,
-    ])
+    @Test(
+        "§4.5 unsubscribe without a string channel gets 4200",
+        arguments: [
+            #"{"event":"pusher:unsubscribe","data":{}}"#, #"{"event":"pusher:unsubscribe","data":{"channel":5}}"#,
+            #"{"event":"pusher:unsubscribe"}"#,
+        ])
     func unsubscribeInvalid(message: String) async throws {
         try await withTestServer { server in
             let client = try await server.connect()

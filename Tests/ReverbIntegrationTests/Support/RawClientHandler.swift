@@ -44,7 +44,9 @@ final class RawClientHandler: ChannelInboundHandler {
                 inbox.push(.response(response))
                 mode = response.status == 101 ? .frames : .body
             case .body:
-                guard buffer.readableBytes > 0, let bytes = buffer.readBytes(length: buffer.readableBytes) else { return }
+                guard buffer.readableBytes > 0, let bytes = buffer.readBytes(length: buffer.readableBytes) else {
+                    return
+                }
                 inbox.push(.body(bytes))
             case .frames:
                 guard let frame = parseFrame() else { return }
@@ -116,7 +118,8 @@ final class RawClientHandler: ChannelInboundHandler {
         }
         buffer.moveReaderIndex(forwardBy: offset + length)
         buffer.discardReadBytes()
-        return WebSocketFrame(fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 0x7, opcode: b0 & 0x0F, masked: masked, payload: payload)
+        return WebSocketFrame(
+            fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 0x7, opcode: b0 & 0x0F, masked: masked, payload: payload)
     }
 }
 

@@ -3,9 +3,9 @@ import Reverb
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Darwin
+    import Darwin
 #endif
 
 /// Plain HTTP/1.1 over a raw TCP connection: the request bytes are exactly what the test wrote.
@@ -67,7 +67,8 @@ extension TestServer {
         event: String = "App\\Events\\TestEvent", channels: [String], data: String = #"{"foo":"bar"}"#,
         socketID: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
     ) async throws {
-        var body = #"{"name":"# + jsonString(event) + #","channels":["#
+        var body =
+            #"{"name":"# + jsonString(event) + #","channels":["#
             + channels.map(jsonString).joined(separator: ",") + #"],"data":"# + jsonString(data)
         if let socketID { body += #","socket_id":"# + jsonString(socketID) }
         body += "}"

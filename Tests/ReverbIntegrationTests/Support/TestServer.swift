@@ -119,21 +119,28 @@ extension WebSocketTestClient {
 
     /// Reads `connection_established`, checks its exact bytes and the socket_id format (§1.4), and
     /// returns the socket_id.
-    func expectEstablished(activityTimeout: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String
+    func expectEstablished(activityTimeout: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws
+        -> String
     {
         let text = try await nextText()
         let prefix = #"{"event":"pusher:connection_established","data":"{\"socket_id\":\""#
         guard text.hasPrefix(prefix) else {
             Issue.record("not connection_established: \(text)", sourceLocation: sourceLocation)
-            throw TestClientError.unexpected("connection_established", .frame(.init(fin: true, rsv: 0, opcode: 1, masked: false, payload: Array(text.utf8))))
+            throw TestClientError.unexpected(
+                "connection_established",
+                .frame(.init(fin: true, rsv: 0, opcode: 1, masked: false, payload: Array(text.utf8))))
         }
         let socketID = String(text.dropFirst(prefix.count).prefix { $0 != "\\" })
         #expect(Self.isWellFormedSocketID(socketID), "socket_id \(socketID)", sourceLocation: sourceLocation)
         if let dot = socketID.firstIndex(of: ".") {
             let parts = [socketID[..<dot], socketID[socketID.index(after: dot)...]].compactMap { Int($0) }
-            #expect(parts.count == 2 && parts.allSatisfy { (1...1_000_000_000).contains($0) }, sourceLocation: sourceLocation)
+            #expect(
+                parts.count == 2 && parts.allSatisfy { (1...1_000_000_000).contains($0) },
+                sourceLocation: sourceLocation)
         }
-        #expect(text == PusherFrames.established(socketID: socketID, activityTimeout: activityTimeout), sourceLocation: sourceLocation)
+        #expect(
+            text == PusherFrames.established(socketID: socketID, activityTimeout: activityTimeout),
+            sourceLocation: sourceLocation)
         return socketID
     }
 }

@@ -151,7 +151,9 @@ struct WebSocketTestClient: Sendable {
     }
 
     /// Expects the next frame to be a final text frame with exactly these bytes.
-    func expectText(_ expected: String, timeout: TimeAmount = defaultTimeout, sourceLocation: SourceLocation = #_sourceLocation)
+    func expectText(
+        _ expected: String, timeout: TimeAmount = defaultTimeout, sourceLocation: SourceLocation = #_sourceLocation
+    )
         async throws
     {
         let frame = try await nextFrame(timeout: timeout)
@@ -176,7 +178,9 @@ struct WebSocketTestClient: Sendable {
     }
 
     /// Expects a Close frame with this code, any reason (protocol violations: the reason is free text).
-    func expectClose(code: UInt16, timeout: TimeAmount = defaultTimeout, sourceLocation: SourceLocation = #_sourceLocation)
+    func expectClose(
+        code: UInt16, timeout: TimeAmount = defaultTimeout, sourceLocation: SourceLocation = #_sourceLocation
+    )
         async throws
     {
         let frame = try await nextFrame(timeout: timeout)
@@ -187,7 +191,8 @@ struct WebSocketTestClient: Sendable {
     }
 
     /// Expects the server to end TCP with nothing else arriving first.
-    func expectTCPClose(timeout: TimeAmount = defaultTimeout, sourceLocation: SourceLocation = #_sourceLocation) async throws
+    func expectTCPClose(timeout: TimeAmount = defaultTimeout, sourceLocation: SourceLocation = #_sourceLocation)
+        async throws
     {
         let event = await nextEvent(timeout: timeout)
         guard let event else {
@@ -201,7 +206,9 @@ struct WebSocketTestClient: Sendable {
     }
 
     /// Asserts that nothing (no frame, no close) arrives within `interval`: the one bounded wait.
-    func expectNoFrame(within interval: TimeAmount = .milliseconds(300), sourceLocation: SourceLocation = #_sourceLocation)
+    func expectNoFrame(
+        within interval: TimeAmount = .milliseconds(300), sourceLocation: SourceLocation = #_sourceLocation
+    )
         async
     {
         if let event = await nextEvent(timeout: interval) {
@@ -297,7 +304,8 @@ enum PusherFrames {
 
     /// A frame whose `data` is `inner` (compact JSON) double-encoded as a string.
     static func internalEvent(_ event: String, inner: String, channel: String) -> String {
-        #"{"event":"# + jsonString(event) + #","data":"# + jsonString(inner) + #","channel":"# + jsonString(channel) + "}"
+        #"{"event":"# + jsonString(event) + #","data":"# + jsonString(inner) + #","channel":"# + jsonString(channel)
+            + "}"
     }
 
     static func cacheMiss(_ channel: String) -> String {
