@@ -1,0 +1,90 @@
+import Logging
+import Synchronization
+
+/// Holds a client's `RedisLinkState` and logs each change once, in the words of spec `scaling.md` §5.6.
+final class RedisLinkTracker: Sendable {
+    private struct State {
+        var link: RedisLinkState
+        var everConnected = false
+        var reportedFailure = false
+        var reportedUnreachable = false
+    }
+
+    private let state: Mutex<State>
+    private let role: String
+    private let unreachableTimeout: Duration
+    private let logger: Logger
+    private let onChange: (@Sendable (RedisLinkState) -> Void)?
+
+    init(options: RedisClientOptions, logger: Logger, onChange: (@Sendable (RedisLinkState) -> Void)?) {
+        self.state = Mutex(State(link: .disconnected(since: .now)))
+        self.role = options.role
+        self.unreachableTimeout = options.unreachableTimeout
+        self.logger = logger
+        self.onChange = onChange
+    }
+
+    var link: RedisLinkState { state.withLock { $0.link } }
+
+    func attempting(afterFailures failures: Int) {
+        if failures > 0 || state.withLock({ $0.everConnected }) {
+            logger.debug("Attempting reconnection to Redis (\(role))")
+        }
+    }
+
+    func connected() {
+        let now = ContinuousClock.now
+        let (previous, wasConnectedBefore) = state.withLock { state in
+            defer {
+                state.link = .connected(since: now)
+                state.everConnected = true
+            }
+            return (state.link, state.everConnected)
+        }
+        if wasConnectedBefore {
+            let seconds = Int((now - previous.since).seconds.rounded())
+            logger.info("Redis connection restored after \(seconds) s (\(role))")
+        } else {
+            logger.info("Redis connection established (\(role))")
+        }
+        onChange?(.connected(since: now))
+    }
+
+    func disconnected(deliberately: Bool) {
+        let now = ContinuousClock.now
+        state.withLock { state in
+            state.link = .disconnected(since: now)
+            state.reportedFailure = false
+            state.reportedUnreachable = false
+        }
+        if deliberately {
+            logger.info("Redis connection closed (\(role))")
+        } else {
+            logger.warning("Disconnected from Redis (\(role))")
+        }
+        onChange?(.disconnected(since: now))
+    }
+
+    func attemptFailed(_ error: RedisConnectionError) {
+        let now = ContinuousClock.now
+        let (first, unreachable) = state.withLock { state in
+            let first = !state.reportedFailure
+            state.reportedFailure = true
+            var unreachable = false
+            if !state.reportedUnreachable, now - state.link.since >= unreachableTimeout {
+                state.reportedUnreachable = true
+                unreachable = true
+            }
+            return (first, unreachable)
+        }
+        if first {
+            logger.warning("Cannot connect to Redis (\(role)): \(error.message)")
+        } else {
+            logger.debug("Redis connection attempt failed (\(role)): \(error.message)")
+        }
+        if unreachable {
+            let seconds = Int(unreachableTimeout.seconds.rounded())
+            logger.error("Redis unreachable for \(seconds) s (\(role)); serving local clients only")
+        }
+    }
+}

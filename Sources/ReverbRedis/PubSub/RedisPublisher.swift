@@ -1,0 +1,189 @@
+public import Logging
+public import NIOCore
+public import NIOPosix
+import Synchronization
+
+/// Publishes messages over one Redis connection that it keeps open, reconnecting forever.
+///
+/// `publish(_:to:)` never waits: while the connection is ready messages are pipelined, flushed once
+/// per event-loop tick, and error replies are logged and dropped; while it is not, messages wait in
+/// a bounded FIFO queue that goes out, in order and before anything newer, as soon as the
+/// connection is ready again. When the queue is full the **oldest** message is dropped and counted
+/// (spec `scaling.md` §5.4). Delivery is at most once: a message written just before the
+/// connection breaks may be lost.
+///
+/// Call `run()` in a long-lived task; cancel that task to stop.
+public final class RedisPublisher: Sendable {
+    private struct Queued: Sendable {
+        var channel: String
+        var payload: ByteBuffer
+    }
+
+    private struct State: Sendable {
+        var queue = CircularBuffer<Queued>()
+        var queuedBytes = 0
+        /// The ready connection, if any.
+        var connection: RedisConnection?
+        var drainScheduled = false
+        var droppedSinceWarning = 0
+        var lastDropWarning: ContinuousClock.Instant?
+    }
+
+    /// Default bound on queued messages (`REVERB_SCALING_QUEUE_SIZE`).
+    public static let defaultQueueCapacity = 10_000
+    /// Default bound on queued payload bytes: 64 MiB.
+    public static let defaultQueueByteLimit = 64 * 1024 * 1024
+
+    private let loop: RedisReconnectLoop
+    private let tracker: RedisLinkTracker
+    private let state = Mutex(State())
+    private let dropped = Atomic<Int>(0)
+    private let queueCapacity: Int
+    private let queueByteLimit: Int
+    private let logger: Logger
+    private let role: String
+
+    /// - Parameters:
+    ///   - configuration: Where Redis is.
+    ///   - queueCapacity: Messages held while disconnected (≥ 1). Default 10 000.
+    ///   - queueByteLimit: Payload bytes held while disconnected. Default 64 MiB.
+    ///   - options: Role, client name, backoff and health checks; `role` defaults to `publisher` here.
+    ///   - onLinkStateChange: Called after each change of `linkState`.
+    public init(
+        configuration: RedisConnectionConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        queueCapacity: Int = RedisPublisher.defaultQueueCapacity,
+        queueByteLimit: Int = RedisPublisher.defaultQueueByteLimit,
+        options: RedisClientOptions = RedisClientOptions(role: "publisher"),
+        logger: Logger = Logger(label: "ReverbRedis"),
+        onLinkStateChange: (@Sendable (RedisLinkState) -> Void)? = nil
+    ) {
+        precondition(queueCapacity >= 1, "queueCapacity must be at least 1")
+        self.queueCapacity = queueCapacity
+        self.queueByteLimit = queueByteLimit
+        self.logger = logger
+        self.role = options.role
+        self.tracker = RedisLinkTracker(options: options, logger: logger, onChange: onLinkStateChange)
+        self.loop = RedisReconnectLoop(
+            configuration: configuration,
+            eventLoopGroup: eventLoopGroup,
+            options: options,
+            logger: logger,
+            tracker: tracker
+        )
+    }
+
+    /// Whether the connection is ready, and since when.
+    public var linkState: RedisLinkState { tracker.link }
+
+    /// Messages dropped so far because the queue was full (`reverb_redis_publish_dropped_total`).
+    public var droppedMessageCount: Int { dropped.load(ordering: .relaxed) }
+
+    /// Messages waiting to be written.
+    public var queuedMessageCount: Int { state.withLock { $0.queue.count } }
+
+    /// Publishes `payload` on `channel`, now or once the connection is ready.
+    public func publish(_ payload: ByteBuffer, to channel: String) {
+        var dropWarning: Int?
+        let drainOn: RedisConnection? = state.withLock { state in
+            state.queue.append(Queued(channel: channel, payload: payload))
+            state.queuedBytes += payload.readableBytes
+            guard let connection = state.connection else {
+                dropWarning = trim(&state)
+                return nil
+            }
+            if state.drainScheduled { return nil }
+            state.drainScheduled = true
+            return connection
+        }
+        if let dropWarning { warnDropped(dropWarning) }
+        if let drainOn { scheduleDrain(on: drainOn) }
+    }
+
+    /// Connects, keeps the connection ready and reconnects until the calling task is cancelled.
+    /// Call it once.
+    public func run() async {
+        await loop.run(
+            onMessage: nil,
+            prepare: { _ throws(RedisConnectionError) in },  // connect() already saw PONG
+            up: { connection in self.becameReady(connection) },
+            down: { self.lostConnection() }
+        )
+    }
+
+    private func becameReady(_ connection: RedisConnection) {
+        let schedule = state.withLock { state in
+            state.connection = connection
+            let schedule = !state.drainScheduled && !state.queue.isEmpty
+            if schedule { state.drainScheduled = true }
+            return schedule
+        }
+        if schedule { scheduleDrain(on: connection) }
+    }
+
+    private func lostConnection() {
+        let dropWarning = state.withLock { state in
+            state.connection = nil
+            return trim(&state)
+        }
+        if let dropWarning { warnDropped(dropWarning) }
+    }
+
+    private func warnDropped(_ count: Int) {
+        logger.warning(
+            "Redis publish queue full (\(role)); dropped the oldest messages",
+            metadata: ["dropped": "\(count)", "dropped_total": "\(droppedMessageCount)"]
+        )
+    }
+
+    private func scheduleDrain(on connection: RedisConnection) {
+        connection.channel.eventLoop.execute {
+            self.drain(connection)
+        }
+    }
+
+    /// Writes everything queued to `connection`, then flushes once. Runs on its event loop.
+    ///
+    /// A drain scheduled for a connection that has since been replaced hands over to the new one,
+    /// whose own scheduling it may have suppressed.
+    private func drain(_ connection: RedisConnection) {
+        var batch = CircularBuffer<Queued>()
+        let handOver: RedisConnection? = state.withLock { state in
+            state.drainScheduled = false
+            guard let current = state.connection else { return nil }
+            guard current === connection else {
+                if state.queue.isEmpty { return nil }
+                state.drainScheduled = true
+                return current
+            }
+            swap(&batch, &state.queue)
+            state.queuedBytes = 0
+            return nil
+        }
+        if let handOver { scheduleDrain(on: handOver) }
+        guard !batch.isEmpty else { return }
+        for item in batch {
+            connection.enqueuePublish(item.payload, to: item.channel)
+        }
+        connection.flush()
+    }
+
+    /// Drops the oldest messages beyond the bounds; returns how many were dropped since the last
+    /// warning when a warning is due (at most every 10 s).
+    private func trim(_ state: inout State) -> Int? {
+        var removed = 0
+        while state.queue.count > queueCapacity || (state.queuedBytes > queueByteLimit && state.queue.count > 1) {
+            let oldest = state.queue.removeFirst()
+            state.queuedBytes -= oldest.payload.readableBytes
+            removed += 1
+        }
+        guard removed > 0 else { return nil }
+        dropped.add(removed, ordering: .relaxed)
+        state.droppedSinceWarning += removed
+        let now = ContinuousClock.now
+        if let last = state.lastDropWarning, now - last < .seconds(10) { return nil }
+        state.lastDropWarning = now
+        defer { state.droppedSinceWarning = 0 }
+        return state.droppedSinceWarning
+    }
+}

@@ -1,1 +1,0 @@
-// The Redis pub/sub client library; see RESP/, Connection/, PubSub/ and Settings/.
