@@ -70,9 +70,11 @@ struct RedisOutageTests {
             onLinkStateChange: { subscriberStates.append($0.isConnected) },
             onMessage: { received.append(String(buffer: $0.payload)) }
         )
+        let publisherStates = Collector<Bool>()
         let publisher = RedisPublisher(
             configuration: server.configuration(username: "publisher", password: "pubpass"),
-            options: RedisClientOptions(role: "publisher", reconnectPolicy: Self.fast)
+            options: RedisClientOptions(role: "publisher", reconnectPolicy: Self.fast),
+            onLinkStateChange: { publisherStates.append($0.isConnected) }
         )
         try await withRunning([subscriber.run, publisher.run]) {
             try await eventually("both ready") { subscriber.linkState.isConnected && publisher.linkState.isConnected }
@@ -97,7 +99,9 @@ struct RedisOutageTests {
             try await eventually("message after restart") { received.all.count == 7 }
         }
         #expect(received.all == ["before", "queued 1", "queued 2", "queued 3", "queued 4", "queued 5", "after"])
+        // One change each way, however many attempts failed during the outage.
         #expect(subscriberStates.all == [true, false, true, false])
+        #expect(publisherStates.all == [true, false, true, false])
         #expect(publisher.droppedMessageCount == 0)
     }
 
