@@ -27,6 +27,24 @@ struct RedisPubSubTests {
         #expect(publisher.droppedMessageCount == 0)
         #expect(!publisher.linkState.isConnected, "cancelling run() closes the connection")
     }
+
+    @Test func queueBoundAppliesOnlyWhileDisconnected() async throws {
+        let configuration = try TestRedis.configuration()
+        let channel = TestRedis.uniqueChannel()
+        let received = Collector<String>()
+        let subscriber = RedisSubscriber(configuration: configuration, channels: [channel]) {
+            received.append(String(buffer: $0.payload))
+        }
+        let publisher = RedisPublisher(configuration: configuration, queueCapacity: 10)
+        let sent = (0..<2000).map { "burst \($0)" }
+        try await withRunning([subscriber.run, publisher.run]) {
+            try await eventually("both ready") { subscriber.linkState.isConnected && publisher.linkState.isConnected }
+            for text in sent { publisher.publish(ByteBuffer(string: text), to: channel) }
+            try await eventually("2000 messages") { received.all.count == sent.count }
+        }
+        #expect(received.all == sent)
+        #expect(publisher.droppedMessageCount == 0)
+    }
 }
 
 /// Tests that kill, restart or freeze their own `redis-server`.
