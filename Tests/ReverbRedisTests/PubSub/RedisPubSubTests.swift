@@ -154,10 +154,10 @@ struct RedisOutageTests {
         let server = try await RedisServerProcess.start()
         defer { server.stop() }
         var configuration = server.configuration()
-        configuration.connectTimeout = .milliseconds(500)
+        configuration.connectTimeout = .seconds(1)
         let publisher = RedisPublisher(
             configuration: configuration,
-            options: RedisClientOptions(role: "publisher", reconnectPolicy: Self.fast, pingInterval: .milliseconds(200))
+            options: RedisClientOptions(role: "publisher", reconnectPolicy: Self.fast, pingInterval: .milliseconds(500))
         )
         let admin = try await RedisConnection.connect(configuration: server.configuration(), pingInterval: nil)
         try await withRunning([publisher.run]) {
