@@ -17,4 +17,10 @@ public enum RedisLinkState: Sendable, Equatable {
         case .connected(let since), .disconnected(let since): since
         }
     }
+
+    /// Whether the link has been down for `timeout` or longer (`degraded` in spec `scaling.md` §5.6).
+    public func isDegraded(timeout: Duration, now: ContinuousClock.Instant = .now) -> Bool {
+        if case .disconnected(let since) = self { return now - since >= timeout }
+        return false
+    }
 }

@@ -1,5 +1,5 @@
 /// The parts of a Redis URL (RFC 3986), percent-decoded; nothing validated yet.
-struct RedisURL: Equatable {
+struct RedisURL {
     /// Lowercased scheme, `nil` for a scheme-relative `//host` URL.
     var scheme: String?
     var user: String?
@@ -11,11 +11,6 @@ struct RedisURL: Equatable {
     var path: String
     /// Query pairs in order, form-decoded.
     var query: [(key: String, value: String)]
-
-    static func == (lhs: RedisURL, rhs: RedisURL) -> Bool {
-        lhs.scheme == rhs.scheme && lhs.user == rhs.user && lhs.password == rhs.password && lhs.host == rhs.host
-            && lhs.port == rhs.port && lhs.path == rhs.path && lhs.query.elementsEqual(rhs.query, by: ==)
-    }
 
     /// Splits `text`; `nil` when it is not `scheme://authority[/path][?query]` or `//authority...`.
     init?(_ text: String) {

@@ -94,6 +94,23 @@ struct RedisConnectionTests {
         await connection.close()
     }
 
+    @Test func largeBinaryPayloadSurvivesTheRoundTrip() async throws {
+        let channel = TestRedis.uniqueChannel()
+        let received = Collector<RedisPubSubMessage>()
+        let subscriber = try await RedisConnection.connect(
+            configuration: try TestRedis.configuration(),
+            onMessage: { received.append($0) }
+        )
+        try await subscriber.subscribe(to: [channel])
+        let publisher = try await RedisConnection.connect(configuration: try TestRedis.configuration())
+        let bytes: [UInt8] = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(try await publisher.publish(ByteBuffer(bytes: bytes), to: channel) == 1)
+        try await eventually("large message") { received.all.count == 1 }
+        #expect(received.all.first?.payload == ByteBuffer(bytes: bytes))
+        await subscriber.close()
+        await publisher.close()
+    }
+
     @Test func refusedConnectionIsAClearError() async throws {
         let port = try await RedisServerProcess.freePort()
         let error = await #expect(throws: RedisConnectionError.self) {

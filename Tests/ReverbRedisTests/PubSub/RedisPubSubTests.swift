@@ -27,6 +27,24 @@ struct RedisPubSubTests {
         #expect(publisher.droppedMessageCount == 0)
         #expect(!publisher.linkState.isConnected, "cancelling run() closes the connection")
     }
+
+    @Test func queueBoundAppliesOnlyWhileDisconnected() async throws {
+        let configuration = try TestRedis.configuration()
+        let channel = TestRedis.uniqueChannel()
+        let received = Collector<String>()
+        let subscriber = RedisSubscriber(configuration: configuration, channels: [channel]) {
+            received.append(String(buffer: $0.payload))
+        }
+        let publisher = RedisPublisher(configuration: configuration, queueCapacity: 10)
+        let sent = (0..<2000).map { "burst \($0)" }
+        try await withRunning([subscriber.run, publisher.run]) {
+            try await eventually("both ready") { subscriber.linkState.isConnected && publisher.linkState.isConnected }
+            for text in sent { publisher.publish(ByteBuffer(string: text), to: channel) }
+            try await eventually("2000 messages") { received.all.count == sent.count }
+        }
+        #expect(received.all == sent)
+        #expect(publisher.droppedMessageCount == 0)
+    }
 }
 
 /// Tests that kill, restart or freeze their own `redis-server`.
@@ -70,9 +88,11 @@ struct RedisOutageTests {
             onLinkStateChange: { subscriberStates.append($0.isConnected) },
             onMessage: { received.append(String(buffer: $0.payload)) }
         )
+        let publisherStates = Collector<Bool>()
         let publisher = RedisPublisher(
             configuration: server.configuration(username: "publisher", password: "pubpass"),
-            options: RedisClientOptions(role: "publisher", reconnectPolicy: Self.fast)
+            options: RedisClientOptions(role: "publisher", reconnectPolicy: Self.fast),
+            onLinkStateChange: { publisherStates.append($0.isConnected) }
         )
         try await withRunning([subscriber.run, publisher.run]) {
             try await eventually("both ready") { subscriber.linkState.isConnected && publisher.linkState.isConnected }
@@ -97,7 +117,9 @@ struct RedisOutageTests {
             try await eventually("message after restart") { received.all.count == 7 }
         }
         #expect(received.all == ["before", "queued 1", "queued 2", "queued 3", "queued 4", "queued 5", "after"])
+        // One change each way, however many attempts failed during the outage.
         #expect(subscriberStates.all == [true, false, true, false])
+        #expect(publisherStates.all == [true, false, true, false])
         #expect(publisher.droppedMessageCount == 0)
     }
 
@@ -132,10 +154,10 @@ struct RedisOutageTests {
         let server = try await RedisServerProcess.start()
         defer { server.stop() }
         var configuration = server.configuration()
-        configuration.connectTimeout = .milliseconds(500)
+        configuration.connectTimeout = .seconds(1)
         let publisher = RedisPublisher(
             configuration: configuration,
-            options: RedisClientOptions(role: "publisher", reconnectPolicy: Self.fast, pingInterval: .milliseconds(200))
+            options: RedisClientOptions(role: "publisher", reconnectPolicy: Self.fast, pingInterval: .milliseconds(500))
         )
         let admin = try await RedisConnection.connect(configuration: server.configuration(), pingInterval: nil)
         try await withRunning([publisher.run]) {
