@@ -119,7 +119,7 @@ def test_event_triggered_on_a_reaches_pysher_on_b(cluster):
         assert json.loads(payloads[0]) == {"id": 42}
         assert len(payloads) == 1
     finally:
-        client.disconnect()
+        client.disconnect(timeout=3)
 
 
 def test_counts_and_users_are_cluster_wide(cluster, ws_client):

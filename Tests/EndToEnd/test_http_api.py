@@ -172,7 +172,7 @@ def test_users_info(server, ws_client):
     presence_join(c, server, ch, "1")  # same user as 1
     assert sdk.users_info(ch) == {"users": [{"id": 1}, {"id": "b"}]}
     pub = unique("pub-")
-    a.subscribe(pub)
+    ws_client(server).subscribe(pub)
     with pytest.raises(pusher.errors.PusherBadRequest):
         sdk.users_info(pub)  # 400 {}
     status, _, body = signed_http(server, "GET", f"/apps/{server.app_id}/channels/{unique('presence-')}/users")
