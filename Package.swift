@@ -92,6 +92,7 @@ let package = Package(
             name: "ReverbTests",
             dependencies: [
                 "Reverb",
+                "ReverbRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

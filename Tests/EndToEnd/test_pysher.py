@@ -89,7 +89,7 @@ class PysherClient:
 
     def disconnect(self):
         try:
-            self.pusher.disconnect(timeout=2)
+            self.pusher.disconnect(timeout=0.3)  # daemon thread; no need to wait for websocket-client
         except Exception:
             pass
 

@@ -736,3 +736,21 @@ def test_graceful_shutdown_closes_clients_1001(reverb_server, ws_client):
     assert (code, reason) == (1001, "Server shutting down")
     assert rc_holder.get("rc") == 0
     assert "   INFO  Gracefully terminating connections." in server.stdout_lines
+
+
+def test_sigterm_right_after_banner_exits_0(reverb_binary, tmp_path):
+    """config.md §6.1: SIGTERM exits 0. The banner means "serving", so a signal arriving just after it
+    must already take the graceful path (not the default action, exit -15)."""
+    from conftest import ReverbServer
+    codes = []
+    for i in range(5):
+        workdir = tmp_path / f"s{i}"
+        workdir.mkdir()
+        s = ReverbServer(reverb_binary, workdir, {"REVERB_APP_ID": "1", "REVERB_APP_KEY": "k",
+                                                  "REVERB_APP_SECRET": "s"}, [])
+        rc = s.terminate()
+        if rc is None:
+            s.kill()
+        s.close_files()
+        codes.append(rc)
+    assert codes == [0] * 5

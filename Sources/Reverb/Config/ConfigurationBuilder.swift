@@ -1,4 +1,5 @@
 import Logging
+import ReverbRedis
 
 /// Turns the parsed sources into a `ReverbConfiguration`, key by key, collecting every problem
 /// (`config.md` §1, §4, §7). Pure: files arrive as text in `ConfigurationInput`.
@@ -240,7 +241,7 @@ struct ConfigurationBuilder {
     }
 
     /// `REDIS_*` and `scaling.server.*` as raw text; `RedisClientFactory` validates them when scaling is on.
-    private mutating func redisSettings(_ sources: ConfigurationSources, section: FileSection) -> RedisSettingsInput {
+    private mutating func redisSettings(_ sources: ConfigurationSources, section: FileSection) -> RedisSettings {
         let laravelTLS = [section.section("context").section("stream"), section.section("ssl")]
         func raw(_ variable: String?, _ key: String, laravelKey: String? = nil) -> ResolvedSetting? {
             let fileSetting =
@@ -250,23 +251,39 @@ struct ConfigurationBuilder {
                 : section.value(key)
             return sources.resolve(variable: variable, file: fileSetting)
         }
-        return RedisSettingsInput(
-            url: text(raw("REDIS_URL", "url")),
-            host: text(raw("REDIS_HOST", "host")),
-            port: text(raw("REDIS_PORT", "port")),
-            username: text(raw("REDIS_USERNAME", "username")),
-            password: text(raw("REDIS_PASSWORD", "password")),
-            database: text(raw("REDIS_DB", "database")),
-            timeout: text(raw("REDIS_TIMEOUT", "timeout")),
-            scheme: text(raw("REDIS_SCHEME", "scheme")),
-            connectTimeout: text(raw("REDIS_CONNECT_TIMEOUT", "connect_timeout")),
-            tlsCA: text(raw("REDIS_TLS_CA", "tls.ca_file", laravelKey: "cafile")),
-            tlsCert: text(raw("REDIS_TLS_CERT", "tls.cert_file", laravelKey: "local_cert")),
-            tlsKey: text(raw("REDIS_TLS_KEY", "tls.key_file", laravelKey: "local_pk")),
-            tlsVerifyPeer: text(raw("REDIS_TLS_VERIFY_PEER", "tls.verify_peer", laravelKey: "verify_peer")),
+        let url = raw("REDIS_URL", "url")
+        let host = raw("REDIS_HOST", "host")
+        let port = raw("REDIS_PORT", "port")
+        let username = raw("REDIS_USERNAME", "username")
+        let password = raw("REDIS_PASSWORD", "password")
+        let database = raw("REDIS_DB", "database")
+        let timeout = raw("REDIS_TIMEOUT", "timeout")
+        let scheme = raw("REDIS_SCHEME", "scheme")
+        let connectTimeout = raw("REDIS_CONNECT_TIMEOUT", "connect_timeout")
+        let tlsCA = raw("REDIS_TLS_CA", "tls.ca_file", laravelKey: "cafile")
+        let tlsCert = raw("REDIS_TLS_CERT", "tls.cert_file", laravelKey: "local_cert")
+        let tlsKey = raw("REDIS_TLS_KEY", "tls.key_file", laravelKey: "local_pk")
+        let tlsVerifyPeer = raw("REDIS_TLS_VERIFY_PEER", "tls.verify_peer", laravelKey: "verify_peer")
+        // Messages about a setting name where its value came from: the variable or the file key.
+        func name(_ setting: ResolvedSetting?, _ variable: String) -> String {
+            guard let setting, setting.source.isConfigFile else { return variable }
+            return setting.source.label
+        }
+        let names = RedisSettings.Names(
+            url: name(url, "REDIS_URL"), host: name(host, "REDIS_HOST"), port: name(port, "REDIS_PORT"),
+            username: name(username, "REDIS_USERNAME"), password: name(password, "REDIS_PASSWORD"),
+            database: name(database, "REDIS_DB"), timeout: name(timeout, "REDIS_TIMEOUT"),
+            scheme: name(scheme, "REDIS_SCHEME"), connectTimeout: name(connectTimeout, "REDIS_CONNECT_TIMEOUT"),
+            tlsCA: name(tlsCA, "REDIS_TLS_CA"), tlsCert: name(tlsCert, "REDIS_TLS_CERT"),
+            tlsKey: name(tlsKey, "REDIS_TLS_KEY"), tlsVerifyPeer: name(tlsVerifyPeer, "REDIS_TLS_VERIFY_PEER"))
+        return RedisSettings(
+            url: text(url), host: text(host), port: text(port), username: text(username), password: text(password),
+            database: text(database), timeout: text(timeout), scheme: text(scheme),
+            connectTimeout: text(connectTimeout), tlsCA: text(tlsCA), tlsCert: text(tlsCert), tlsKey: text(tlsKey),
+            tlsVerifyPeer: text(tlsVerifyPeer),
             tlsVerifyPeerName: text(raw(nil, "tls.verify_peer_name", laravelKey: "verify_peer_name")),
-            tlsPeerName: text(raw(nil, "tls.peer_name", laravelKey: "peer_name"))
-        )
+            tlsPeerName: text(raw(nil, "tls.peer_name", laravelKey: "peer_name")),
+            names: names)
     }
 }
 

@@ -1,4 +1,5 @@
 public import Logging
+public import ReverbRedis
 
 /// The whole configuration of one node, built once at start-up and passed down.
 ///
@@ -131,7 +132,7 @@ public struct TLSFiles: Sendable, Hashable {
 }
 
 /// Multi-node operation over Redis: `servers.reverb.scaling.*` in `config.md` §4.2.
-public struct ScalingConfiguration: Sendable, Hashable {
+public struct ScalingConfiguration: Sendable, Equatable {
     /// How nodes talk over Redis, `mode`, `REVERB_SCALING_MODE`.
     public enum Mode: String, Sendable, Hashable, CaseIterable {
         /// swift-reverb's own envelopes (the default).
@@ -152,8 +153,10 @@ public struct ScalingConfiguration: Sendable, Hashable {
     public var queueSize: Int
     /// Exit after `timeout` seconds without Redis, as Reverb does. Default false.
     public var exitOnTimeout: Bool
-    /// Laravel-style Redis settings, as given; turned into connections by `RedisClientFactory`.
-    public var redis: RedisSettingsInput
+    /// Laravel-style Redis settings exactly as the sources gave them (`scaling.server.*`, `REDIS_*`);
+    /// validated and turned into connections by `RedisClientFactory` only when scaling is enabled
+    /// (`config.md` §4.2), since a Laravel `.env` often holds `REDIS_*` values meant for other uses.
+    public var redis: RedisSettings
 
     public init(
         enabled: Bool = false,
@@ -161,7 +164,7 @@ public struct ScalingConfiguration: Sendable, Hashable {
         queryTimeout: Double = 2,
         queueSize: Int = 10_000,
         exitOnTimeout: Bool = false,
-        redis: RedisSettingsInput = RedisSettingsInput(),
+        redis: RedisSettings = RedisSettings(),
         mode: Mode = .native
     ) {
         self.enabled = enabled
@@ -171,52 +174,5 @@ public struct ScalingConfiguration: Sendable, Hashable {
         self.exitOnTimeout = exitOnTimeout
         self.redis = redis
         self.mode = mode
-    }
-}
-
-/// Redis settings exactly as the sources gave them (`scaling.server.*`, `REDIS_*`), not yet parsed.
-///
-/// Validated only when scaling is enabled (`config.md` §4.2), since a Laravel `.env` often holds
-/// `REDIS_*` values meant for other uses.
-public struct RedisSettingsInput: Sendable, Hashable {
-    public var url: String?
-    public var host: String?
-    public var port: String?
-    public var username: String?
-    public var password: String?
-    public var database: String?
-    public var timeout: String?
-    public var scheme: String?
-    public var connectTimeout: String?
-    public var tlsCA: String?
-    public var tlsCert: String?
-    public var tlsKey: String?
-    public var tlsVerifyPeer: String?
-    /// `tls.verify_peer_name`: check the server's name in its certificate (`scaling.md` §6.4).
-    public var tlsVerifyPeerName: String?
-    /// `tls.peer_name`: the name verified and sent as SNI; default the host.
-    public var tlsPeerName: String?
-
-    public init(
-        url: String? = nil, host: String? = nil, port: String? = nil, username: String? = nil,
-        password: String? = nil, database: String? = nil, timeout: String? = nil, scheme: String? = nil,
-        connectTimeout: String? = nil, tlsCA: String? = nil, tlsCert: String? = nil, tlsKey: String? = nil,
-        tlsVerifyPeer: String? = nil, tlsVerifyPeerName: String? = nil, tlsPeerName: String? = nil
-    ) {
-        self.url = url
-        self.host = host
-        self.port = port
-        self.username = username
-        self.password = password
-        self.database = database
-        self.timeout = timeout
-        self.scheme = scheme
-        self.connectTimeout = connectTimeout
-        self.tlsCA = tlsCA
-        self.tlsCert = tlsCert
-        self.tlsKey = tlsKey
-        self.tlsVerifyPeer = tlsVerifyPeer
-        self.tlsVerifyPeerName = tlsVerifyPeerName
-        self.tlsPeerName = tlsPeerName
     }
 }

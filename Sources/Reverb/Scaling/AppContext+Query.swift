@@ -74,13 +74,3 @@ extension ClusterChannelView {
         return snapshot
     }
 }
-
-extension RedisSettingsInput {
-    /// The settings in `RedisClientFactory`'s terms, named after their environment variables.
-    var redisSettings: RedisSettings {
-        RedisSettings(
-            url: url, host: host, port: port, username: username, password: password, database: database,
-            timeout: timeout, scheme: scheme, connectTimeout: connectTimeout, tlsCA: tlsCA, tlsCert: tlsCert,
-            tlsKey: tlsKey, tlsVerifyPeer: tlsVerifyPeer)
-    }
-}

@@ -105,7 +105,7 @@ public final class ReverbServer: Service, Sendable {
         if let existing = runtime.node.cluster { return existing }
         let factory: RedisClientFactory
         do {
-            factory = try RedisClientFactory(settings: scaling.redis.redisSettings)
+            factory = try RedisClientFactory(settings: scaling.redis)
         } catch {
             throw ScalingSetupError(problems: error.problems)
         }

@@ -251,7 +251,8 @@ public final class RedisConnection: Sendable {
 
     static func makeSSLContext(_ tls: RedisConnectionConfiguration.TLS) throws(RedisConnectionError) -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.certificateVerification = tls.verifyPeer ? .fullVerification : .none
+        configuration.certificateVerification =
+            tls.verifyPeer ? (tls.verifyHostname ? .fullVerification : .noHostnameVerification) : .none
         do {
             if let caFile = tls.caFile {
                 configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))

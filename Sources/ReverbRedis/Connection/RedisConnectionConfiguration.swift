@@ -21,8 +21,12 @@ public struct RedisConnectionConfiguration: Sendable, Equatable {
         public var keyFile: String?
         /// Verify the server's certificate and name (`REDIS_TLS_VERIFY_PEER`). Default `true`.
         public var verifyPeer: Bool
-        /// The name verified in the certificate and sent as SNI. Default `nil`: the endpoint's host.
+        /// The name verified in the certificate and sent as SNI (`tls.peer_name`). Default `nil`: the
+        /// endpoint's host.
         public var serverName: String?
+        /// With `verifyPeer`, also check that the certificate names the server (`tls.verify_peer_name`).
+        /// Default `true`.
+        public var verifyHostname: Bool
 
         /// TLS settings; every default is described on its property.
         public init(
@@ -30,13 +34,15 @@ public struct RedisConnectionConfiguration: Sendable, Equatable {
             certificateFile: String? = nil,
             keyFile: String? = nil,
             verifyPeer: Bool = true,
-            serverName: String? = nil
+            serverName: String? = nil,
+            verifyHostname: Bool = true
         ) {
             self.caFile = caFile
             self.certificateFile = certificateFile
             self.keyFile = keyFile
             self.verifyPeer = verifyPeer
             self.serverName = serverName
+            self.verifyHostname = verifyHostname
         }
     }
 

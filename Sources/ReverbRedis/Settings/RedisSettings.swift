@@ -112,6 +112,10 @@ public struct RedisSettings: Sendable, Equatable {
     public var tlsKey: String?
     /// `REDIS_TLS_VERIFY_PEER`: boolean, default `true`.
     public var tlsVerifyPeer: String?
+    /// `tls.verify_peer_name`: check the server's name in its certificate. Default true.
+    public var tlsVerifyPeerName: String?
+    /// `tls.peer_name`: the name verified and sent as SNI. Default: the host.
+    public var tlsPeerName: String?
     /// Names used in messages; default the environment variable names.
     public var names: Names
 
@@ -130,6 +134,8 @@ public struct RedisSettings: Sendable, Equatable {
         tlsCert: String? = nil,
         tlsKey: String? = nil,
         tlsVerifyPeer: String? = nil,
+        tlsVerifyPeerName: String? = nil,
+        tlsPeerName: String? = nil,
         names: Names = .environment
     ) {
         self.url = url
@@ -145,6 +151,8 @@ public struct RedisSettings: Sendable, Equatable {
         self.tlsCert = tlsCert
         self.tlsKey = tlsKey
         self.tlsVerifyPeer = tlsVerifyPeer
+        self.tlsVerifyPeerName = tlsVerifyPeerName
+        self.tlsPeerName = tlsPeerName
         self.names = names
     }
 }

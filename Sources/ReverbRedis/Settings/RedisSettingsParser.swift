@@ -189,8 +189,10 @@ struct RedisSettingsParser {
         let cert = sourced(settings.tlsCert, names.tlsCert)
         let key = sourced(settings.tlsKey, names.tlsKey)
         let verify = sourced(settings.tlsVerifyPeer, names.tlsVerifyPeer)
+        let verifyName = sourced(settings.tlsVerifyPeerName, names.tlsVerifyPeer + "_name")
+        let peerName = nonEmpty(settings.tlsPeerName)
         guard enabled else {
-            for setting in [ca, cert, key, verify].compactMap({ $0 }) {
+            for setting in [ca, cert, key, verify, verifyName].compactMap({ $0 }) {
                 problems.append(
                     "\(setting.source): TLS settings need a TLS connection (rediss://, tls:// or scheme tls)"
                 )
@@ -209,11 +211,23 @@ struct RedisSettingsParser {
                 )
             }
         }
+        var verifyHostname = true
+        if let verifyName {
+            if let value = Self.boolean(verifyName.value) {
+                verifyHostname = value
+            } else {
+                problems.append(
+                    "\(verifyName.source): \"\(verifyName.value)\" is not a boolean (true/false, 1/0, yes/no, on/off)"
+                )
+            }
+        }
         return RedisConnectionConfiguration.TLS(
             caFile: ca?.value,
             certificateFile: cert?.value,
             keyFile: key?.value,
-            verifyPeer: verifyPeer
+            verifyPeer: verifyPeer,
+            serverName: peerName,
+            verifyHostname: verifyHostname
         )
     }
 

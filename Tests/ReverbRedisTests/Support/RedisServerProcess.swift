@@ -52,6 +52,7 @@ final class RedisServerProcess {
         process.arguments = baseArguments + self.arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
+        try? FileManager.default.removeItem(at: directory.appendingPathComponent("redis.log"))
         try process.run()
         self.process = process
         let port = self.port
@@ -59,6 +60,9 @@ final class RedisServerProcess {
             guard process.isRunning else {
                 throw TestFailure("redis-server exited: \(self.log)")
             }
+            // Another test's server may hold a port picked at the same time: only our own
+            // server's "ready" line proves the listener is ours.
+            guard self.log.contains("Ready to accept connections") else { return false }
             return await Self.accepts(port: port)
         }
     }

@@ -1,3 +1,4 @@
+import ReverbRedis
 import Testing
 
 @testable import Reverb
@@ -133,9 +134,13 @@ import Testing
         #expect(!configuration.usesEmbeddedDefault)
         #expect(configuration.server == ServerConfiguration())
         #expect(configuration.scaling.enabled == false)
-        #expect(
-            configuration.scaling.redis
-                == RedisSettingsInput(host: "127.0.0.1", port: "6379", database: "0", timeout: "60"))
+        var expectedRedis = RedisSettings(host: "127.0.0.1", port: "6379", database: "0", timeout: "60")
+        // Problems with a value from the file name its key path, not the environment variable.
+        expectedRedis.names.host = "config/reverb.json: servers.reverb.scaling.server.host"
+        expectedRedis.names.port = "config/reverb.json: servers.reverb.scaling.server.port"
+        expectedRedis.names.database = "config/reverb.json: servers.reverb.scaling.server.database"
+        expectedRedis.names.timeout = "config/reverb.json: servers.reverb.scaling.server.timeout"
+        #expect(configuration.scaling.redis == expectedRedis)
         #expect(
             configuration.warnings == [
                 "App 123456 uses the development credentials (key \"reverb-key\", secret \"reverb-secret\"): "

@@ -1,3 +1,4 @@
+import ReverbRedis
 import Testing
 
 @testable import Reverb
@@ -168,7 +169,7 @@ private let redis = scaling + ["server"]
         #expect(configuration.server.port == 8080)
         #expect(configuration.server.maxRequestSize == 10_000)
         #expect(configuration.scaling == ScalingConfiguration())
-        #expect(configuration.scaling.redis == RedisSettingsInput())
+        #expect(configuration.scaling.redis == RedisSettings())
         #expect("\(configuration.logLevel)" == "info")
         #expect(configuration.restartFile == "/var/tmp/swift-reverb.restart")
         #expect(configuration.metrics == MetricsConfiguration())

@@ -1,4 +1,5 @@
 import Foundation
+import ReverbRedis
 import Testing
 
 @testable import Reverb
