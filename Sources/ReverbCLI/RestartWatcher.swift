@@ -9,9 +9,10 @@ struct RestartWatcher: Service {
 
     let path: String
     let initialContent: String
-    let listenAddress: String
+    /// `host:port` once bound, for the stop message.
+    let listenAddress: @Sendable () -> String
 
-    init(path: String, listenAddress: String) {
+    init(path: String, listenAddress: @escaping @Sendable () -> String) {
         self.path = path
         self.listenAddress = listenAddress
         self.initialContent = Self.read(path)
@@ -38,7 +39,7 @@ struct RestartWatcher: Service {
                 return
             }
             if Self.read(path) != initialContent {
-                CommandSupport.printOutput("   INFO  Stopping server on \(listenAddress).")
+                CommandSupport.printOutput("   INFO  Stopping server on \(listenAddress()).")
                 return
             }
         }

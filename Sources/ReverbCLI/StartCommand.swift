@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOCore
+import NIOConcurrencyHelpers
 import NIOPosix
 import Reverb
 import ServiceLifecycle
@@ -45,27 +46,19 @@ struct StartCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "reverb")
         for warning in configuration.warnings { logger.warning("\(warning)") }
-        if configuration.usesEmbeddedDefault {
-            logger.warning(
-                "No application configured: serving the development app (key: \(Application.development.key)). Set REVERB_APP_ID, REVERB_APP_KEY and REVERB_APP_SECRET for production."
-            )
-        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let server = ReverbServer(configuration: configuration, eventLoopGroup: group, logger: logger)
-        let address: SocketAddress
-        do {
-            address = try await server.start()
-        } catch let error as ReverbServer.ScalingSetupError {
-            try? await group.shutdownGracefully()
-            CommandSupport.fail(error.description, exitCode: 78)
-        } catch {
-            try? await group.shutdownGracefully()
-            CommandSupport.fail("\(error)", exitCode: 1)
+        let boundAddress = NIOLockedValueBox<String?>(nil)
+        let host = configuration.server.host
+        // The banner is printed once the listener is bound inside the service group, so a signal
+        // arriving right after it is already handled gracefully.
+        let server = ReverbServer(configuration: configuration, eventLoopGroup: group, logger: logger) { address in
+            let port = address.port ?? configuration.server.port
+            boundAddress.withLockedValue { $0 = "\(host):\(port)" }
+            Self.printBanner(configuration: configuration, port: port)
         }
-        let port = address.port ?? configuration.server.port
-        printBanner(configuration: configuration, port: port)
-        let watcher = RestartWatcher(
-            path: configuration.restartFile, listenAddress: "\(configuration.server.host):\(port)")
+        let watcher = RestartWatcher(path: configuration.restartFile) {
+            boundAddress.withLockedValue { $0 } ?? "\(host):\(configuration.server.port)"
+        }
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: [
@@ -78,14 +71,16 @@ struct StartCommand: AsyncParsableCommand {
         do {
             try await serviceGroup.run()
         } catch {
-            logger.critical("\(error)")
             try? await group.shutdownGracefully()
+            if let setup = error as? ReverbServer.ScalingSetupError {
+                CommandSupport.fail(setup.description, exitCode: 78)
+            }
             CommandSupport.fail("\(error)", exitCode: 1)
         }
         try? await group.shutdownGracefully()
     }
 
-    private func printBanner(configuration: ReverbConfiguration, port: Int) {
+    private static func printBanner(configuration: ReverbConfiguration, port: Int) {
         let server = configuration.server
         let secure = server.tls != nil ? "secure " : ""
         var location = "\(server.host):\(port)\(server.routePrefix)"

@@ -40,12 +40,19 @@ public final class ReverbServer: Service, Sendable {
     let runtime: ServerRuntime
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State.idle)
+    private let onListening: (@Sendable (SocketAddress) -> Void)?
 
     /// - Parameters:
     ///   - configuration: the node's configuration, already validated.
     ///   - eventLoopGroup: the loops serving connections; each gets its own channel shard.
-    public init(configuration: ReverbConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    ///   - onListening: called once `run()` has bound the listener (the CLI prints its banner there,
+    ///     after the service group's signal handlers are in place).
+    public init(
+        configuration: ReverbConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger,
+        onListening: (@Sendable (SocketAddress) -> Void)? = nil
+    ) {
         self.group = eventLoopGroup
+        self.onListening = onListening
         var loops: [any EventLoop] = []
         for loop in eventLoopGroup.makeIterator() { loops.append(loop) }
         self.runtime = ServerRuntime(configuration: configuration, eventLoops: loops, logger: logger)
@@ -166,7 +173,10 @@ public final class ReverbServer: Service, Sendable {
 
     /// Serves until graceful shutdown or cancellation, then shuts down.
     public func run() async throws {
-        if localAddress == nil { try await start() }
+        if localAddress == nil {
+            let address = try await start()
+            onListening?(address)
+        }
         let exitOnTimeout = configuration.scaling.enabled && configuration.scaling.exitOnTimeout
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
