@@ -69,7 +69,8 @@ struct ReverbOptions: ParsableArguments {
 
     func validate() throws {
         _ = try target()
-        for (flag, value) in [("--app-id", appId), ("--app-key", appKey), ("--app-secret", appSecret)] where value.isEmpty {
+        for (flag, value) in [("--app-id", appId), ("--app-key", appKey), ("--app-secret", appSecret)]
+        where value.isEmpty {
             throw ValidationError("\(flag) must not be empty.")
         }
     }
@@ -148,7 +149,8 @@ struct FanoutCommand: AsyncParsableCommand {
                     .init(target: target, app: reverb.app, channel: "bench-fanout", payloadSize: fanout.payloadSize)),
                 subscribers: fanout.subscribers, publishConnections: fanout.publishers,
                 duration: fanout.durationAmount, serverPIDs: common.serverPid)
-            var report = BenchReport(scenario: "fanout", parameters: fanout.parameters.merging(["url": target.description]) { $1 })
+            var report = BenchReport(
+                scenario: "fanout", parameters: fanout.parameters.merging(["url": target.description]) { $1 })
             report.phases = try await run.run(paces: try fanout.paces(), group: group)
             return report
         }
@@ -268,7 +270,8 @@ struct HTTPCommand: AsyncParsableCommand {
             let run = FanoutRun(
                 subscriberEndpoint: .reverb(target, reverb.app), subscriberFlag: "--url", publisherTarget: target,
                 publisherFlag: "--url",
-                encoder: .reverb(.init(target: target, app: reverb.app, channel: "bench-fanout", payloadSize: payloadSize)),
+                encoder: .reverb(
+                    .init(target: target, app: reverb.app, channel: "bench-fanout", payloadSize: payloadSize)),
                 subscribers: subscribers, publishConnections: connections,
                 duration: .nanoseconds(Int64(duration * 1e9)), serverPIDs: common.serverPid)
             var report = BenchReport(

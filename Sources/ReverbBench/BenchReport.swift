@@ -48,8 +48,11 @@ struct BenchReport: Codable, Sendable {
         for (rowIndex, row) in rows.enumerated() {
             var line = ""
             for (index, cell) in row.enumerated() {
-                line += index == 0 ? cell.padding(toLength: widths[0], withPad: " ", startingAt: 0) : "  "
-                    + String(repeating: " ", count: widths[index] - cell.count) + cell
+                line +=
+                    index == 0
+                    ? cell.padding(toLength: widths[0], withPad: " ", startingAt: 0)
+                    : "  "
+                        + String(repeating: " ", count: widths[index] - cell.count) + cell
             }
             lines.append(line)
             if rowIndex == 0 { lines.append(String(repeating: "-", count: line.count)) }

@@ -1,7 +1,7 @@
-import Synchronization
 import ArgumentParser
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Opens N subscribed idle connections and reports the server's memory per connection.
 struct ConnectionsCommand: AsyncParsableCommand {
@@ -32,7 +32,9 @@ struct ConnectionsCommand: AsyncParsableCommand {
         try require(channels, atLeast: 1, flag: "--channels")
         try require(concurrency, atLeast: 1, flag: "--concurrency")
         try require(sourceAddresses, atLeast: 1, flag: "--source-addresses")
-        guard sourceAddresses <= 254 else { throw ValidationError("--source-addresses must be at most 254, got \(sourceAddresses).") }
+        guard sourceAddresses <= 254 else {
+            throw ValidationError("--source-addresses must be at most 254, got \(sourceAddresses).")
+        }
         guard hold >= 0 else { throw ValidationError("--hold must be 0 or more seconds, got \(hold).") }
     }
 

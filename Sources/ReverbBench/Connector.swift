@@ -84,7 +84,8 @@ enum Connector {
                 }
             }
         if sourceAddresses > 1 {
-            bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: "127.0.0.\(1 + index % sourceAddresses)", port: 0))
+            bootstrap = bootstrap.bind(
+                to: try SocketAddress(ipAddress: "127.0.0.\(1 + index % sourceAddresses)", port: 0))
         }
         let channel: any Channel
         do {

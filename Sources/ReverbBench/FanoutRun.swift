@@ -1,7 +1,7 @@
-import Synchronization
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// The fan-out machinery shared by `fanout`, `cluster`, `http` and `redis-baseline`: S subscribers on
 /// one channel, K publishing connections, one phase per pace, the same latency measurement for all.
@@ -114,7 +114,9 @@ struct FanoutRun {
         phase.add("publish max", requests.max, "ms")
         phase.add("client CPU", CPUSample.percent(from: clientStart, to: clientEnd), "% core")
         for (index, (from, to)) in zip(serverStart, serverEnd).enumerated() {
-            phase.add(serverStart.count > 1 ? "server \(index + 1) CPU" : "server CPU", CPUSample.percent(from: from, to: to), "% core")
+            phase.add(
+                serverStart.count > 1 ? "server \(index + 1) CPU" : "server CPU", CPUSample.percent(from: from, to: to),
+                "% core")
         }
         if let failure = result.firstFailure {
             printError("first failed publish: \(failure.prefix(200))")

@@ -1,6 +1,6 @@
-import Synchronization
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// How fast events are published.
 enum PublishPace: Sendable, CustomStringConvertible {

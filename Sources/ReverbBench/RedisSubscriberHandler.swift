@@ -1,5 +1,5 @@
-import Synchronization
 import NIOCore
+import Synchronization
 
 /// A Redis pub/sub subscriber for the baseline: SUBSCRIBE, then for each `message` push read the
 /// send time out of the payload, exactly as the WebSocket subscriber does.

@@ -1,5 +1,5 @@
-import Synchronization
 import NIOCore
+import Synchronization
 
 /// A Pusher client reduced to what the bench needs: handshake, subscribe, answer pings, and for each
 /// event frame read the send time out of its `data` and record the latency.
@@ -144,7 +144,8 @@ final class WebSocketSubscriberHandler: ChannelInboundHandler {
             context.close(promise: nil)
         case 0x9:
             var pong = context.channel.allocator.buffer(capacity: length + 6)
-            Self.writeClientFrame(opcode: 0xA, payload: buffer.getSlice(at: buffer.readerIndex, length: length)!, into: &pong)
+            Self.writeClientFrame(
+                opcode: 0xA, payload: buffer.getSlice(at: buffer.readerIndex, length: length)!, into: &pong)
             context.write(wrapOutboundOut(pong), promise: nil)
         default:
             break
@@ -153,7 +154,8 @@ final class WebSocketSubscriberHandler: ChannelInboundHandler {
 
     private static let pongFrame: ByteBuffer = {
         var buffer = ByteBuffer()
-        writeClientFrame(opcode: 0x1, payload: ByteBuffer(string: #"{"event":"pusher:pong","data":"{}"}"#), into: &buffer)
+        writeClientFrame(
+            opcode: 0x1, payload: ByteBuffer(string: #"{"event":"pusher:pong","data":"{}"}"#), into: &buffer)
         return buffer
     }()
 

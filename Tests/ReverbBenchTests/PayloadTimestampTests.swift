@@ -32,13 +32,15 @@ struct PayloadTimestampTests {
         #expect(try #require(PayloadTimestamp.decode(ByteBuffer(string: push))).sequence == 7)
     }
 
-    @Test("frames without a complete header decode to nil", arguments: [
-        #"{"event":"pusher_internal:subscription_succeeded","data":"{}","channel":"bench-fanout"}"#,
-        "ts:0000000000000000123:0000000001:",  // 19 timestamp digits
-        "ts:000000000000000001x3:0000000001:",
-        "ts:",
-        "",
-    ])
+    @Test(
+        "frames without a complete header decode to nil",
+        arguments: [
+            #"{"event":"pusher_internal:subscription_succeeded","data":"{}","channel":"bench-fanout"}"#,
+            "ts:0000000000000000123:0000000001:",  // 19 timestamp digits
+            "ts:000000000000000001x3:0000000001:",
+            "ts:",
+            "",
+        ])
     func incomplete(text: String) {
         #expect(PayloadTimestamp.decode(ByteBuffer(string: text)) == nil)
     }

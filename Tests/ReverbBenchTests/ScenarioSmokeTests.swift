@@ -18,7 +18,8 @@ struct ScenarioSmokeTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let configuration = ReverbConfiguration(
             server: ServerConfiguration(host: "127.0.0.1", port: 0), apps: [app])
-        let server = ReverbServer(configuration: configuration, eventLoopGroup: group, logger: Logger(label: "bench-test"))
+        let server = ReverbServer(
+            configuration: configuration, eventLoopGroup: group, logger: Logger(label: "bench-test"))
         let address = try await server.start()
         do {
             try await body("http://127.0.0.1:\(address.port!)")
@@ -40,7 +41,8 @@ struct ScenarioSmokeTests {
         let path = FileManager.default.temporaryDirectory
             .appendingPathComponent("reverb-bench-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        var command = try #require(try BenchCommand.parseAsRoot(arguments + ["--json", path]) as? any AsyncParsableCommand)
+        var command = try #require(
+            try BenchCommand.parseAsRoot(arguments + ["--json", path]) as? any AsyncParsableCommand)
         try await command.run()
         return try JSONDecoder().decode(BenchReport.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }
@@ -67,7 +69,10 @@ struct ScenarioSmokeTests {
         try await Self.withServer { url in
             for subscribers in [0, 5] {
                 let report = try await Self.run(
-                    ["http", "--url", url, "--connections", "2", "--duration", "0.5", "--subscribers", "\(subscribers)"]
+                    [
+                        "http", "--url", url, "--connections", "2", "--duration", "0.5", "--subscribers",
+                        "\(subscribers)",
+                    ]
                         + Self.credentials)
                 let phase = try #require(report.phases.first)
                 #expect(phase.value("events accepted") ?? 0 > 0)
@@ -82,8 +87,11 @@ struct ScenarioSmokeTests {
     func cluster() async throws {
         try await Self.withServer { url in
             let report = try await Self.run(
-                ["cluster", "--trigger-url", url, "--subscriber-url", url, "--subscribers", "10", "--duration", "0.5",
-                 "--rate", "20"] + Self.credentials)
+                [
+                    "cluster", "--trigger-url", url, "--subscriber-url", url, "--subscribers", "10", "--duration",
+                    "0.5",
+                    "--rate", "20",
+                ] + Self.credentials)
             let phase = try #require(report.phases.first)
             #expect(phase.value("deliveries") == (phase.value("events accepted") ?? -1) * 10)
             #expect(phase.value("lost") == 0)
@@ -94,8 +102,10 @@ struct ScenarioSmokeTests {
     func connections() async throws {
         try await Self.withServer { url in
             let report = try await Self.run(
-                ["connections", "--url", url, "--connections", "50", "--hold", "0", "--source-addresses", "2",
-                 "--server-pid", "\(getpid())"] + Self.credentials)
+                [
+                    "connections", "--url", url, "--connections", "50", "--hold", "0", "--source-addresses", "2",
+                    "--server-pid", "\(getpid())",
+                ] + Self.credentials)
             let phase = try #require(report.phases.first)
             #expect(phase.value("connections") == 50)
             #expect(phase.value("server RSS after") ?? 0 > 0)
@@ -111,8 +121,10 @@ struct ScenarioSmokeTests {
     func redisBaseline() async throws {
         let url = try #require(ProcessInfo.processInfo.environment["REVERB_TEST_REDIS_URL"])
         let report = try await Self.run(
-            ["redis-baseline", "--redis-url", url, "--subscribers", "10", "--duration", "0.5", "--rate", "50",
-             "--rate", "max", "--threads", "1"])
+            [
+                "redis-baseline", "--redis-url", url, "--subscribers", "10", "--duration", "0.5", "--rate", "50",
+                "--rate", "max", "--threads", "1",
+            ])
         for phase in report.phases {
             let accepted = try #require(phase.value("events accepted"))
             #expect(accepted > 0)
