@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Runs reverb-bench against a release swift-reverb and a redis-server it starts on free loopback
+# ports, prints each scenario's table, the fan-out ratios against redis-server and the targets of
+# issue #7, then stops everything it started. Results land in bench-results/ (JSON).
+#
+# Sizes fit a 2-core machine in under 10 minutes; override with BENCH_* variables:
+#   BENCH_CONNECTIONS (10000), BENCH_DURATION (10 s per phase), BENCH_SUBSCRIBERS (1000),
+#   BENCH_BIG_SUBSCRIBERS (10000), BENCH_HTTP_CONNECTIONS (32), BENCH_RATE (100),
+#   BENCH_CLUSTER=1 to also run the cluster scenario on two nodes sharing the redis-server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+connections=${BENCH_CONNECTIONS:-10000}
+duration=${BENCH_DURATION:-10}
+subscribers=${BENCH_SUBSCRIBERS:-1000}
+big_subscribers=${BENCH_BIG_SUBSCRIBERS:-10000}
+http_connections=${BENCH_HTTP_CONNECTIONS:-32}
+rate=${BENCH_RATE:-100}
+
+swift build -c release --product reverb
+swift build -c release --product reverb-bench
+bench=.build/release/reverb-bench
+reverb=.build/release/reverb
+
+# One process holds one descriptor per socket: client and server each need the hard limit.
+ulimit -n "$(ulimit -Hn)"
+
+results=bench-results
+mkdir -p "$results"
+workdir=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+export REVERB_APP_ID=bench REVERB_APP_KEY=bench-key REVERB_APP_SECRET=bench-secret
+
+# Starts a release server on a free port; sets server_pid and server_url.
+start_server() {
+    local name=$1
+    shift
+    env "$@" "$reverb" start --host 127.0.0.1 --port 0 >"$workdir/$name.log" 2>&1 &
+    server_pid=$!
+    pids+=("$server_pid")
+    local port=""
+    for _ in $(seq 100); do
+        port=$(sed -n 's/.*INFO  Starting server on 127\.0\.0\.1:\([0-9]*\)\..*/\1/p' "$workdir/$name.log" 2>/dev/null || true)
+        [[ -n $port ]] && break
+        sleep 0.1
+    done
+    if [[ -z $port ]]; then
+        echo "reverb ($name) did not start:" >&2
+        cat "$workdir/$name.log" >&2
+        exit 1
+    fi
+    server_url="http://127.0.0.1:$port"
+}
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" \
+    --maxclients 20000 --logfile "$workdir/redis.log" &
+redis_pid=$!
+pids+=("$redis_pid")
+for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis_url="redis://127.0.0.1:$redis_port"
+
+start_server node-a
+node_a_pid=$server_pid
+node_a_url=$server_url
+echo "reverb $node_a_url (pid $node_a_pid), redis-server $redis_url (pid $redis_pid), client $(nproc) cores"
+echo
+
+run() {
+    local name=$1
+    shift
+    "$bench" "$@" --json "$results/$name.json"
+}
+
+run connections connections --url "$node_a_url" --server-pid "$node_a_pid" --connections "$connections" \
+    --source-addresses 2
+run fanout-small fanout --url "$node_a_url" --server-pid "$node_a_pid" --subscribers "$subscribers" \
+    --rate "$rate" --rate max --duration "$duration"
+run redis-small redis-baseline --redis-url "$redis_url" --server-pid "$redis_pid" --subscribers "$subscribers" \
+    --rate "$rate" --rate max --duration "$duration"
+run fanout-big fanout --url "$node_a_url" --server-pid "$node_a_pid" --subscribers "$big_subscribers" \
+    --rate 10 --rate max --duration "$duration"
+run redis-big redis-baseline --redis-url "$redis_url" --server-pid "$redis_pid" --subscribers "$big_subscribers" \
+    --rate 10 --rate max --duration "$duration"
+run http-none http --url "$node_a_url" --server-pid "$node_a_pid" --connections "$http_connections" \
+    --duration "$duration"
+run http-subscribed http --url "$node_a_url" --server-pid "$node_a_pid" --connections "$http_connections" \
+    --subscribers 1000 --duration "$duration"
+
+if [[ ${BENCH_CLUSTER:-0} == 1 ]]; then
+    start_server node-b REVERB_SCALING_ENABLED=true REDIS_URL="$redis_url"
+    node_b_pid=$server_pid
+    node_b_url=$server_url
+    kill "$node_a_pid"
+    wait "$node_a_pid" 2>/dev/null || true
+    start_server node-a2 REVERB_SCALING_ENABLED=true REDIS_URL="$redis_url"
+    run cluster cluster --trigger-url "$server_url" --subscriber-url "$node_b_url" --server-pid "$server_pid" \
+        --server-pid "$node_b_pid" --subscribers "$subscribers" --rate "$rate" --rate max --duration "$duration"
+else
+    echo "cluster: skipped (BENCH_CLUSTER=1 runs it on two nodes sharing $redis_url)"
+    echo
+fi
+
+python3 - "$results" <<'PY'
+import json, sys
+results = sys.argv[1]
+def load(name):
+    with open(f"{results}/{name}.json") as f:
+        return json.load(f)
+def metric(report, phase, name):
+    for p in report["phases"]:
+        if p["name"] == phase:
+            for m in p["metrics"]:
+                if m["name"] == name:
+                    return m["value"]
+    return None
+conn = load("connections")
+fs, rs, fb, rb = load("fanout-small"), load("redis-small"), load("fanout-big"), load("redis-big")
+hn = load("http-none")
+small = fs["parameters"]["subscribers"]
+big = fb["parameters"]["subscribers"]
+rate_phase = fs["phases"][0]["name"]
+print("== fan-out ratio (reverb deliveries/s / redis-server deliveries/s, same client)")
+for label, ours, theirs in [(f"{small} subscribers, {rate_phase}", fs, rs), (f"{small} subscribers, max", fs, rs),
+                            (f"{big} subscribers, max", fb, rb)]:
+    phase = "max" if label.endswith("max") else rate_phase
+    a, b = metric(ours, phase, "deliveries/s"), metric(theirs, phase, "deliveries/s")
+    print(f"{label:32} {a:12.0f} / {b:12.0f} = {a / b:5.2f}")
+print()
+kib = metric(conn, conn["phases"][0]["name"], "KiB per connection")
+ratio = metric(fb, "max", "deliveries/s") / metric(rb, "max", "deliveries/s")
+p99 = metric(fs, rate_phase, "latency p99")
+lost = metric(fs, rate_phase, "lost")
+http = metric(hn, hn["phases"][0]["name"], "events/s")
+rows = [
+    (f"KiB per idle connection ({conn['parameters']['connections']})", "<= 5", kib, kib is not None and kib <= 5),
+    (f"fan-out ratio at {big} subscribers", ">= 1.0", ratio, ratio >= 1.0),
+    (f"p99 at {small} subscribers, {rate_phase} (ms)", "<= 5", p99, p99 <= 5),
+    (f"lost at {small} subscribers, {rate_phase}", "0", lost, lost == 0),
+    ("signed POST /events per s, no subscribers", ">= 20000", http, http >= 20000),
+]
+print("== targets (issue #7)")
+for name, target, value, ok in rows:
+    shown = "n/a" if value is None else (f"{value:.2f}" if value < 100 else f"{value:.0f}")
+    print(f"{name:48} {target:>9} {shown:>10}  {'met' if ok else 'MISSED'}")
+PY
