@@ -75,13 +75,16 @@ final class PublishDriver {
         scratchCounts = Array(repeating: 0, count: handlers.count)
         switch pace {
         case .rate, .window:
-            pacer = eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { [self] _ in tick() }
+            let driver = NIOLoopBound(self, eventLoop: eventLoop)
+            pacer = eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { _ in
+                driver.value.tick()
+            }
         case .closedLoop(let depth):
             for handler in handlers where handler.isOpen {
                 for _ in 0..<depth { publish(count: 1, on: handler) }
             }
         }
-        eventLoop.scheduleTask(in: duration) { [self] in stopSending() }
+        eventLoop.assumeIsolated().scheduleTask(in: duration) { self.stopSending() }
         return promise.futureResult
     }
 
