@@ -20,23 +20,24 @@ struct RestartCommand: ParsableCommand {
         clock_gettime(CLOCK_REALTIME, &now)
         let content = "\(now.tv_sec).\(String(format: "%09ld", now.tv_nsec))\n"
         let temporary = path + ".\(getpid()).tmp"
-        do {
-            try Data(content.utf8).write(to: URL(fileURLWithPath: temporary))
-            guard rename(temporary, path) == 0 else {
-                let reason = String(cString: strerror(errno))
-                unlink(temporary)
-                throw RestartFileError(reason: reason)
-            }
-        } catch let error as RestartFileError {
-            CommandSupport.fail("Cannot write restart signal to \"\(path)\": \(error.reason).", exitCode: 1)
-        } catch {
-            let reason = (error as NSError).localizedFailureReason ?? error.localizedDescription
+        if let reason = Self.write(content, to: temporary) ?? Self.rename(temporary, to: path) {
+            unlink(temporary)
             CommandSupport.fail("Cannot write restart signal to \"\(path)\": \(reason).", exitCode: 1)
         }
         CommandSupport.printOutput("   INFO  Broadcasting Reverb restart signal.")
     }
 
-    private struct RestartFileError: Error {
-        var reason: String
+    /// Writes `content` to a new file; the OS's reason on failure.
+    private static func write(_ content: String, to path: String) -> String? {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else { return String(cString: strerror(errno)) }
+        defer { close(descriptor) }
+        let bytes = Array(content.utf8)
+        let written = bytes.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, $0.count) }
+        return written == bytes.count ? nil : String(cString: strerror(errno))
+    }
+
+    private static func rename(_ source: String, to destination: String) -> String? {
+        Foundation.rename(source, destination) == 0 ? nil : String(cString: strerror(errno))
     }
 }

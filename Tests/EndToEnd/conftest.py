@@ -254,11 +254,12 @@ def reverb_server(reverb_binary, tmp_path):
     """Factory: `reverb_server(ping_interval=2, accept_client_events_from="all", env={...}, args=[...])`.
 
     Credentials default to a fresh app id/key/secret per server; option keywords map to the
-    REVERB_* variables in OPTION_ENV; `env` adds raw variables (None removes one).
+    REVERB_* variables in OPTION_ENV; `env` adds raw variables (None removes one); `workdir` runs the
+    server in an existing directory (prepared by the test) instead of a fresh empty one.
     """
     servers: list[ReverbServer] = []
 
-    def start(*, app_id=None, key=None, secret=None, env=None, args=(), **options) -> ReverbServer:
+    def start(*, app_id=None, key=None, secret=None, env=None, args=(), workdir=None, **options) -> ReverbServer:
         overrides = {
             "REVERB_APP_ID": app_id or str(100000 + len(servers)),
             "REVERB_APP_KEY": key or unique("key-"),
@@ -277,8 +278,11 @@ def reverb_server(reverb_binary, tmp_path):
                 overrides.pop(k, None)
             else:
                 overrides[k] = v
-        workdir = tmp_path / f"server{len(servers)}"
-        workdir.mkdir()
+        if workdir is None:
+            workdir = tmp_path / f"server{len(servers)}"
+            workdir.mkdir()
+        else:
+            workdir = Path(workdir)  # prepared by the test (a .env, config/reverb.json, ...)
         server = ReverbServer(reverb_binary, workdir, overrides, list(args))
         servers.append(server)
         return server
@@ -305,6 +309,33 @@ def reverb_server(reverb_binary, tmp_path):
         server.close_files()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def reverb_cli(reverb_binary, tmp_path):
+    """Factory: `reverb_cli(*args, env={...}, cwd=None, input=None, timeout=20)` runs the binary to completion
+    and returns the CompletedProcess (text mode). Same environment hygiene as the server fixture: no
+    inherited REVERB_*/REDIS_*/APP_ENV; `env` adds variables (None removes one); `cwd` defaults to a fresh
+    empty directory, so no .env or config/reverb.json is picked up."""
+    counter = [0]
+
+    def run(*args, env=None, cwd=None, input=None, timeout=20.0) -> subprocess.CompletedProcess:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("REVERB_", "REDIS_", "APP_ENV"))}
+        full_env["REVERB_RESTART_FILE"] = str(tmp_path / "cli-restart")
+        for k, v in (env or {}).items():
+            if v is None:
+                full_env.pop(k, None)
+            else:
+                full_env[k] = str(v)
+        if cwd is None:
+            counter[0] += 1
+            cwd = tmp_path / f"cli{counter[0]}"
+            cwd.mkdir()
+        return subprocess.run([str(reverb_binary), *map(str, args)], cwd=cwd, env=full_env, input=input,
+                              capture_output=True, text=True, timeout=timeout, stdin=None if input is not None
+                              else subprocess.DEVNULL)
+
+    return run
 
 
 @pytest.fixture

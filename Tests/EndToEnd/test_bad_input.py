@@ -221,3 +221,48 @@ def test_garbage_flood_does_not_starve_http_events(server, ws_client):
     assert got == [str(i) for i in range(100)]
     assert count["n"] == 10_000
     server.assert_healthy()
+
+
+def _reset(sock):
+    import socket
+    import struct
+
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_connection_reset_between_http_requests_is_harmless(server):
+    """A client that resets its keep-alive connection after a response must not take the server down."""
+    import socket
+
+    for _ in range(3):
+        sock = socket.create_connection((server.host, server.port), timeout=5)
+        sock.sendall(f"GET {server.prefix}/up HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        reply = b""
+        while b'{"health":"OK"}' not in reply:
+            chunk = sock.recv(4096)
+            assert chunk, reply
+            reply += chunk
+        _reset(sock)
+    # A reset in the middle of a request head, too.
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    sock.sendall(b"POST /apps/1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n")
+    _reset(sock)
+    server.assert_healthy()
+
+
+def test_garbage_request_gets_400_and_server_survives(server):
+    import socket
+
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    sock.sendall(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03garbage that is not HTTP\r\n\r\n")
+    reply = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n"), reply
+    assert reply.endswith(b"Bad request."), reply
+    server.assert_healthy()

@@ -37,8 +37,10 @@ struct ChannelDirectoryState {
     static let cacheLifetime = TimeAmount.minutes(30)
 
     struct Channel {
-        /// Subscribed sockets and their presence member data (nil for other kinds).
-        var subscribers: [String: PresenceMember?] = [:]
+        /// Subscribed sockets.
+        var subscribers: Set<String> = []
+        /// Presence member data by socket (presence kinds only).
+        var memberBySocket: [String: PresenceMember] = [:]
         /// Presence members in join order; the earliest connection of each user comes first.
         var members: [PresenceMember] = []
         var createdSequence: Int
@@ -62,7 +64,7 @@ struct ChannelDirectoryState {
         }()
         var outcome = SubscribeOutcome(succeededData: ByteBuffer(string: "{}"))
         if let member {
-            let previous = channel.subscribers[socketID] ?? nil
+            let previous = channel.memberBySocket[socketID]
             if let previous, previous.identity == member.identity {
                 if let index = channel.members.firstIndex(where: { $0.socketID == socketID }) {
                     channel.members[index] = member
@@ -79,10 +81,11 @@ struct ChannelDirectoryState {
                 }
                 channel.members.append(member)
             }
-            channel.subscribers[socketID] = member
+            channel.memberBySocket[socketID] = member
+            channel.subscribers.insert(socketID)
             outcome.succeededData = Self.presenceData(channel.members)
         } else {
-            channel.subscribers[socketID] = .some(nil)
+            channel.subscribers.insert(socketID)
         }
         channels[name] = channel
         if isCache {
@@ -97,11 +100,11 @@ struct ChannelDirectoryState {
     mutating func unsubscribe(channel name: String, socketID: String, now: NIODeadline) -> (
         wasSubscribed: Bool, removedUserID: JSONValue?
     ) {
-        guard var channel = channels[name], let entry = channel.subscribers.removeValue(forKey: socketID) else {
+        guard var channel = channels[name], channel.subscribers.remove(socketID) != nil else {
             return (false, nil)
         }
         var removed: JSONValue?
-        if let member = entry {
+        if let member = channel.memberBySocket.removeValue(forKey: socketID) {
             channel.members.removeAll { $0.socketID == socketID }
             if !channel.members.contains(where: { $0.identity == member.identity }) {
                 removed = member.userID

@@ -19,8 +19,33 @@ final class LoopShard {
         var channel: String
     }
 
+    /// A channel's subscribers on this loop: a dense array for fan-out, an index for removal.
+    final class SubscriberList {
+        private(set) var connections: ContiguousArray<WebSocketConnectionHandler> = []
+        private var positions: [ObjectIdentifier: Int] = [:]
+
+        var isEmpty: Bool { connections.isEmpty }
+        var count: Int { connections.count }
+
+        func insert(_ connection: WebSocketConnectionHandler) {
+            let id = ObjectIdentifier(connection)
+            guard positions[id] == nil else { return }
+            positions[id] = connections.count
+            connections.append(connection)
+        }
+
+        func remove(_ connection: WebSocketConnectionHandler) {
+            guard let position = positions.removeValue(forKey: ObjectIdentifier(connection)) else { return }
+            let last = connections.removeLast()
+            if position < connections.count {
+                connections[position] = last
+                positions[ObjectIdentifier(last)] = position
+            }
+        }
+    }
+
     let eventLoop: any EventLoop
-    private(set) var subscribers: [ChannelKey: [ObjectIdentifier: WebSocketConnectionHandler]] = [:]
+    private(set) var subscribers: [ChannelKey: SubscriberList] = [:]
     /// Every open connection of this loop, by app, for sweeps and terminations.
     private(set) var connections: [String: [ObjectIdentifier: WebSocketConnectionHandler]] = [:]
     /// Connections written to during the current drain, flushed once at its end.
@@ -40,13 +65,21 @@ final class LoopShard {
     }
 
     func subscribe(_ connection: WebSocketConnectionHandler, appID: String, channel: String) {
-        subscribers[ChannelKey(appID: appID, channel: channel), default: [:]][ObjectIdentifier(connection)] = connection
+        let key = ChannelKey(appID: appID, channel: channel)
+        if let list = subscribers[key] {
+            list.insert(connection)
+        } else {
+            let list = SubscriberList()
+            list.insert(connection)
+            subscribers[key] = list
+        }
     }
 
     func unsubscribe(_ connection: WebSocketConnectionHandler, appID: String, channel: String) {
         let key = ChannelKey(appID: appID, channel: channel)
-        subscribers[key]?[ObjectIdentifier(connection)] = nil
-        if subscribers[key]?.isEmpty == true { subscribers[key] = nil }
+        guard let list = subscribers[key] else { return }
+        list.remove(connection)
+        if list.isEmpty { subscribers[key] = nil }
     }
 
     /// Writes each delivery to its local subscribers, then flushes every touched connection once.
@@ -55,9 +88,14 @@ final class LoopShard {
             guard let recipients = subscribers[ChannelKey(appID: delivery.appID, channel: delivery.channel)] else {
                 continue
             }
-            for connection in recipients.values where connection.socketID != delivery.exceptSocketID {
-                if connection.enqueueBroadcast(delivery.frame) {
-                    touched.append(connection)
+            let bytes = delivery.frame.bytes
+            if let except = delivery.exceptSocketID {
+                for connection in recipients.connections where connection.socketID != except {
+                    if connection.enqueueBroadcast(bytes) { touched.append(connection) }
+                }
+            } else {
+                for connection in recipients.connections {
+                    if connection.enqueueBroadcast(bytes) { touched.append(connection) }
                 }
             }
         }

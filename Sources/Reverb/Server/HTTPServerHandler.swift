@@ -164,6 +164,12 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Only a malformed request gets an answer; a reset connection or a failed TLS handshake
+        // has nobody to answer (and the pipelining handler allows a response only for the former).
+        guard error is HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
         switch state {
         case .idle, .receiving:
             let response: HTTPResponse
@@ -196,10 +202,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))),
             promise: nil)
         let app = server.node.app(key: key)
-        var logger = server.logger
-        logger[metadataKey: "app_id"] = "\(app?.id ?? "-")"
         let connection = WebSocketConnectionHandler(
-            node: server.node, app: app, origin: head.headers.first(name: "origin"), logger: logger)
+            node: server.node, app: app, origin: head.headers.first(name: "origin"), logger: server.logger)
         do {
             pipeline.removeHandler(context: context).assumeIsolated().whenComplete { _ in }
             for handler in upgradeHandlers.dropLast() {

@@ -16,9 +16,7 @@ extension WebSocketConnectionHandler {
             }
             return
         }
-        if logger.logLevel <= .debug {
-            logger.debug("Message received", metadata: ["message": "\(String(buffer: payload))"])
-        }
+        log(.debug, "Message received", ["message": "\(String(buffer: payload))"])
         switch ClientMessage.parse(payload.readableBytesView) {
         case .failure(let error):
             send(PusherFrames.error(error))
@@ -52,7 +50,7 @@ extension WebSocketConnectionHandler {
                     auth: auth, secret: app.application.secret, socketID: socketID, channel: channel,
                     channelData: channelData)
             else {
-                logger.debug("Subscription refused: bad signature", metadata: ["channel": "\(channel)"])
+                log(.debug, "Subscription refused: bad signature", ["channel": "\(channel)"])
                 return send(PusherFrames.error(.unauthorized))
             }
         }
@@ -90,7 +88,7 @@ extension WebSocketConnectionHandler {
         if kind.isCache {
             send(outcome.cachedFrame ?? PusherFrames.cacheMiss(channel: channel))
         }
-        logger.debug("Subscribed", metadata: ["channel": "\(channel)"])
+        log(.debug, "Subscribed", ["channel": "\(channel)"])
     }
 
     /// Leaves `channel`; nothing is sent to this connection (`protocol.md` §4.5).
@@ -104,7 +102,7 @@ extension WebSocketConnectionHandler {
             app.broadcastLocally(
                 channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: removed), except: socketID)
         }
-        logger.debug("Unsubscribed", metadata: ["channel": "\(channel)"])
+        log(.debug, "Unsubscribed", ["channel": "\(channel)"])
     }
 
     private func clientEvent(name: String, channel: String, data: JSONValue?, app: AppContext) {

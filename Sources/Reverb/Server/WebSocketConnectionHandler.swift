@@ -32,11 +32,15 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     let node: NodeContext
     let app: AppContext?
     let origin: String?
-    var logger: Logger
+    /// Shared, never given per-connection metadata (that would allocate per connection);
+    /// `log(_:_:)` adds `socket_id` and `app_id` only when a line is actually written.
+    let logger: Logger
     /// Empty until the connection is established.
     private(set) var socketID = ""
     private var context: ChannelHandlerContext?
     private var rawContext: ChannelHandlerContext?
+    /// Kept for the broadcast path: writability checks and flushes without a context hop.
+    private var channel: (any Channel)?
     private var shard: LoopShard?
     private var state = State.opening
     var subscriptions: [String: Subscription] = [:]
@@ -76,6 +80,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.channel = context.channel
         self.rawContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         self.shard = node.inbox(for: context.eventLoop)?.loopShard
         if context.channel.isActive { open() }
@@ -95,14 +100,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             return fail(.originNotAllowed)
         }
         socketID = node.allocateSocketID()
-        logger[metadataKey: "socket_id"] = "\(socketID)"
         shard?.add(self, appID: app.id)
         registered = true
         state = .open
         lastActivity = .now()
         send(PusherFrames.connectionEstablished(socketID: socketID, activityTimeout: app.application.activityTimeout))
         flushIfNeeded()
-        logger.debug("Connection established")
+        log(.debug, "Connection established")
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -110,7 +114,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         closeTimeout?.cancel()
         slowConsumerTimer?.cancel()
         releaseEverything()
-        logger.debug("Connection closed")
+        log(.debug, "Connection closed")
         context.fireChannelInactive()
     }
 
@@ -118,6 +122,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         releaseEverything()
         self.context = nil
         self.rawContext = nil
+        self.channel = nil
     }
 
     /// Unsubscribes from every channel and gives back the socket id and the connection slot.
@@ -168,6 +173,15 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         close(code: .goingAway, reason: "Server shutting down")
     }
 
+    /// Logs with this connection's `socket_id` and `app_id`; nothing is built below the log level.
+    func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, _ extra: Logger.Metadata = [:]) {
+        guard logger.logLevel <= level else { return }
+        var metadata = extra
+        metadata["socket_id"] = .string(socketID)
+        metadata["app_id"] = .string(app?.id ?? "-")
+        logger.log(level: level, message(), metadata: metadata)
+    }
+
     // MARK: Writing
 
     /// Queues a frame for this client; flushed at the end of the read batch or by `flushIfNeeded`.
@@ -191,14 +205,14 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     /// Writes a broadcast frame without flushing. Returns true when the connection must be added to
     /// the drain's flush list (first write since the last flush).
-    func enqueueBroadcast(_ frame: OutboundFrame) -> Bool {
-        guard state == .open, let context, let rawContext else { return false }
-        guard context.channel.isWritable else {
+    func enqueueBroadcast(_ bytes: ByteBuffer) -> Bool {
+        guard state == .open, let rawContext, let channel else { return false }
+        guard channel.isWritable else {
             droppedFrames += 1
             startSlowConsumerTimer()
             return false
         }
-        rawContext.write(NIOAny(frame.bytes), promise: nil)
+        rawContext.write(NIOAny(bytes), promise: nil)
         if broadcastPending { return false }
         broadcastPending = true
         return true
@@ -206,7 +220,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func flushBroadcasts() {
         broadcastPending = false
-        context?.flush()
+        // From the encoder's position straight to the socket, skipping the handlers behind it.
+        rawContext?.flush()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -225,7 +240,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             guard let self, let context = self.context else { return }
             self.slowConsumerTimer = nil
             guard !context.channel.isWritable else { return }
-            self.logger.info("Closing slow consumer", metadata: ["dropped_frames": "\(self.droppedFrames)"])
+            self.log(.info, "Closing slow consumer", ["dropped_frames": "\(self.droppedFrames)"])
             self.close(code: WebSocketErrorCode(codeNumber: 4100), reason: "Over capacity")
             context.close(promise: nil)
         }
@@ -299,7 +314,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         } else if error is NIOWebSocketError {
             close(code: .protocolError, reason: "Protocol error")
         } else {
-            logger.debug("Connection error", metadata: ["error": "\(error)"])
+            log(.debug, "Connection error", ["error": "\(error)"])
             context.close(promise: nil)
         }
     }
@@ -352,7 +367,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     func sweep(now: NIODeadline, pingInterval: TimeAmount) {
         guard state == .open else { return }
         if pinged {
-            logger.debug("Pruning connection: pong not received")
+            log(.debug, "Pruning connection: pong not received")
             fail(.pongNotReceived)
             return
         }
