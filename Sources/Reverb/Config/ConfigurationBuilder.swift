@@ -133,6 +133,9 @@ struct ConfigurationBuilder {
             settings.telescopeIngestInterval = interval
         }
         settings.tls = tlsFiles(sources, section: server.section("options").section("tls"), readError: readError)
+        if settings.tls == nil, let hostname = settings.hostname {
+            settings.tls = discoveredCertificate(hostname: hostname, home: environment["HOME"], readError: readError)
+        }
         configuration.server = settings
 
         configuration.scaling = scaling(sources, section: server.section("scaling"))
@@ -165,6 +168,25 @@ struct ConfigurationBuilder {
         case "a"..."z", "A"..."Z", "0"..."9", "-", "_", ".", "~", "/": true
         default: false
         }
+    }
+
+    /// Reverb's certificate discovery for Laravel Herd and Valet (`config.md` §4.1): with no TLS
+    /// configured and a `hostname`, `<hostname>.crt` and `<hostname>.key` from their certificate folders.
+    private mutating func discoveredCertificate(
+        hostname: String, home: String?, readError: (String) -> String?
+    ) -> TLSFiles? {
+        guard let home, !home.isEmpty, !hostname.contains("/") else { return nil }
+        for folder in [
+            "\(home)/Library/Application Support/Herd/config/valet/Certificates", "\(home)/.config/valet/Certificates",
+        ] {
+            let certificate = "\(folder)/\(hostname).crt"
+            let key = "\(folder)/\(hostname).key"
+            if readError(certificate) == nil && readError(key) == nil {
+                warnings.append("Serving TLS with the certificate found for \(hostname) in \(folder).")
+                return TLSFiles(certificatePath: certificate, privateKeyPath: key)
+            }
+        }
+        return nil
     }
 
     private mutating func tlsFiles(
