@@ -6,7 +6,7 @@
 # Sizes fit a 2-core machine in under 10 minutes; override with BENCH_* variables:
 #   BENCH_CONNECTIONS (10000), BENCH_DURATION (10 s per phase), BENCH_SUBSCRIBERS (1000),
 #   BENCH_BIG_SUBSCRIBERS (10000), BENCH_HTTP_CONNECTIONS (32), BENCH_RATE (100),
-#   BENCH_CLUSTER=1 to also run the cluster scenario on two nodes sharing the redis-server.
+#   BENCH_CLUSTER=0 to skip the cluster scenario (two scaling nodes sharing the redis-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,7 +98,7 @@ run http-none http --url "$node_a_url" --server-pid "$node_a_pid" --connections 
 run http-subscribed http --url "$node_a_url" --server-pid "$node_a_pid" --connections "$http_connections" \
     --subscribers 1000 --duration "$duration"
 
-if [[ ${BENCH_CLUSTER:-0} == 1 ]]; then
+if [[ ${BENCH_CLUSTER:-1} == 1 ]]; then
     start_server node-b REVERB_SCALING_ENABLED=true REDIS_URL="$redis_url"
     node_b_pid=$server_pid
     node_b_url=$server_url
@@ -108,7 +108,7 @@ if [[ ${BENCH_CLUSTER:-0} == 1 ]]; then
     run cluster cluster --trigger-url "$server_url" --subscriber-url "$node_b_url" --server-pid "$server_pid" \
         --server-pid "$node_b_pid" --subscribers "$subscribers" --rate "$rate" --rate max --duration "$duration"
 else
-    echo "cluster: skipped (BENCH_CLUSTER=1 runs it on two nodes sharing $redis_url)"
+    echo "cluster: skipped (BENCH_CLUSTER=0)"
     echo
 fi
 

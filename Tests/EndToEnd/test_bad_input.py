@@ -266,3 +266,54 @@ def test_garbage_request_gets_400_and_server_survives(server):
     assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n"), reply
     assert reply.endswith(b"Bad request."), reply
     server.assert_healthy()
+
+
+def test_slow_consumer_is_closed_while_others_keep_receiving(reverb_server, ws_client, raw_ws):
+    """A subscriber that stops reading is cut off after the grace period (protocol.md §1.5: Close 4100,
+    which it cannot read) instead of being buffered without bound, and a reading subscriber of the
+    same channel receives every event meanwhile."""
+    import socket
+
+    from conftest import signed_http
+
+    server = reverb_server(max_request_size=20000)
+    channel = unique("firehose-")
+    slow = raw_ws(server)
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw_established(slow)
+    slow.send_text(compact({"event": "pusher:subscribe", "data": {"channel": channel}}))
+    assert json.loads(slow.recv_text())["event"] == "pusher_internal:subscription_succeeded"
+    reader = ws_client(server)
+    reader.subscribe(channel)
+
+    def connections() -> int:
+        status, _, body = signed_http(server, "GET", f"/apps/{server.app_id}/connections")
+        assert status == 200, body
+        return json.loads(body)["connections"]
+
+    assert connections() == 2
+    sdk = server.pusher(timeout=10)
+    payload = "x" * 9000
+    sent = received = 0
+    deadline = time.monotonic() + 40
+    # The slow socket never reads again: publish until the server has dropped it.
+    while connections() == 2:
+        assert time.monotonic() < deadline, "the server never closed the slow consumer"
+        for _ in range(20):
+            sdk.trigger(channel, "Big", payload)
+            sent += 1
+        while True:
+            try:
+                frame = reader.recv(timeout=0.05)
+            except TimeoutError:
+                break
+            assert '"event":"Big"' in frame
+            received += 1
+    while received < sent:
+        assert '"event":"Big"' in reader.recv(timeout=5)
+        received += 1
+    assert received == sent
+    # The server has closed its side; the FIN waits in the kernel behind megabytes the slow client
+    # never reads, so the client end cannot be checked here without reading it all.
+    assert connections() == 1
+    server.assert_healthy()
