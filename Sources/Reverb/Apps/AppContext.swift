@@ -33,19 +33,31 @@ final class AppContext: Sendable {
 
     /// Writes `frame` to every local subscriber of `channel` but `exceptSocketID`, through each
     /// event loop's inbox: encoded once, one flush per connection per loop tick.
-    func broadcastLocally(channel: String, frame: OutboundFrame, except exceptSocketID: String?) {
-        let delivery = Delivery(appID: application.id, channel: channel, frame: frame, exceptSocketID: exceptSocketID)
+    /// - Parameter sequence: the broadcast's sequence number when the caller already drew it.
+    func broadcastLocally(
+        channel: String, frame: OutboundFrame, except exceptSocketID: String?, sequence: UInt64? = nil
+    ) {
+        let delivery = Delivery(
+            appID: application.id, channel: channel, frame: frame, exceptSocketID: exceptSocketID,
+            sequence: sequence ?? node.nextBroadcastSequence())
         for inbox in node.inboxes { inbox.enqueue(delivery) }
     }
 
     /// Delivers a channel event (HTTP API or whisper) on this node: caches it on cache channels,
     /// then writes it to the local subscribers.
     func deliverChannelEvent(channel: String, frame: OutboundFrame, except exceptSocketID: String?) {
+        var sequence: UInt64?
         if ChannelName.kind(of: channel).isCache {
             let now = NIODeadline.now()
-            directory.withState { $0.storeCachedEvent(channel: channel, frame: frame, now: now) }
+            let node = self.node
+            // Stored and numbered under the lock a subscriber takes to read the cache and note its
+            // join: it gets the event either from the cache or live, never both, never neither.
+            sequence = directory.withState {
+                $0.storeCachedEvent(channel: channel, frame: frame, now: now)
+                return node.nextBroadcastSequence()
+            }
         }
-        broadcastLocally(channel: channel, frame: frame, except: exceptSocketID)
+        broadcastLocally(channel: channel, frame: frame, except: exceptSocketID, sequence: sequence)
     }
 
     /// Publishes a channel event to every node: delivered here at once, then sent to the others

@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// State shared by every connection of this node: the apps, one inbox per event loop, and the set
 /// of socket ids in use.
@@ -8,6 +9,8 @@ final class NodeContext: Sendable {
     let inboxes: [ShardInbox]
     let logger: Logger
     private let socketIDs = NIOLockedValueBox(Set<String>())
+    /// Orders broadcasts against subscriptions (`Delivery.sequence`).
+    private let broadcastSequence = Atomic<UInt64>(0)
     private let clusterBox = NIOLockedValueBox<ClusterNode?>(nil)
 
     /// The cluster membership when scaling is enabled and started.
@@ -44,6 +47,16 @@ final class NodeContext: Sendable {
     /// The inbox of `eventLoop`.
     func inbox(for eventLoop: any EventLoop) -> ShardInbox? {
         inboxes.first { $0.eventLoop === eventLoop }
+    }
+
+    /// The sequence number of a new broadcast.
+    func nextBroadcastSequence() -> UInt64 {
+        broadcastSequence.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+    }
+
+    /// The last sequence number issued: a subscription recorded now sees only later broadcasts.
+    func currentBroadcastSequence() -> UInt64 {
+        broadcastSequence.load(ordering: .sequentiallyConsistent)
     }
 
     /// A socket id not used by any open connection of this node.

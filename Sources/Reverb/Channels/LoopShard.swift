@@ -8,6 +8,9 @@ struct Delivery: Sendable {
     var frame: OutboundFrame
     /// The socket that must not receive it (the HTTP `socket_id`, or a whisper's sender).
     var exceptSocketID: String?
+    /// When it was published (`NodeContext.nextBroadcastSequence()`): only subscriptions made
+    /// before that receive it, however late the loop drains it.
+    var sequence: UInt64
 }
 
 /// Channel → subscribers for the connections of one event loop (`style.md` §3, §4.2).
@@ -21,25 +24,31 @@ final class LoopShard {
 
     /// A channel's subscribers on this loop: a dense array for fan-out, an index for removal.
     final class SubscriberList {
-        private(set) var connections: ContiguousArray<WebSocketConnectionHandler> = []
+        struct Entry {
+            var connection: WebSocketConnectionHandler
+            /// The broadcast sequence when the subscription was recorded.
+            var joinedAt: UInt64
+        }
+
+        private(set) var entries: ContiguousArray<Entry> = []
         private var positions: [ObjectIdentifier: Int] = [:]
 
-        var isEmpty: Bool { connections.isEmpty }
-        var count: Int { connections.count }
+        var isEmpty: Bool { entries.isEmpty }
+        var count: Int { entries.count }
 
-        func insert(_ connection: WebSocketConnectionHandler) {
+        func insert(_ connection: WebSocketConnectionHandler, joinedAt: UInt64) {
             let id = ObjectIdentifier(connection)
             guard positions[id] == nil else { return }
-            positions[id] = connections.count
-            connections.append(connection)
+            positions[id] = entries.count
+            entries.append(Entry(connection: connection, joinedAt: joinedAt))
         }
 
         func remove(_ connection: WebSocketConnectionHandler) {
             guard let position = positions.removeValue(forKey: ObjectIdentifier(connection)) else { return }
-            let last = connections.removeLast()
-            if position < connections.count {
-                connections[position] = last
-                positions[ObjectIdentifier(last)] = position
+            let last = entries.removeLast()
+            if position < entries.count {
+                entries[position] = last
+                positions[ObjectIdentifier(last.connection)] = position
             }
         }
     }
@@ -64,13 +73,14 @@ final class LoopShard {
         if connections[appID]?.isEmpty == true { connections[appID] = nil }
     }
 
-    func subscribe(_ connection: WebSocketConnectionHandler, appID: String, channel: String) {
+    /// - Parameter joinedAt: the broadcast sequence now: earlier broadcasts still queued skip it.
+    func subscribe(_ connection: WebSocketConnectionHandler, appID: String, channel: String, joinedAt: UInt64) {
         let key = ChannelKey(appID: appID, channel: channel)
         if let list = subscribers[key] {
-            list.insert(connection)
+            list.insert(connection, joinedAt: joinedAt)
         } else {
             let list = SubscriberList()
-            list.insert(connection)
+            list.insert(connection, joinedAt: joinedAt)
             subscribers[key] = list
         }
     }
@@ -89,13 +99,14 @@ final class LoopShard {
                 continue
             }
             let bytes = delivery.frame.bytes
+            let sequence = delivery.sequence
             if let except = delivery.exceptSocketID {
-                for connection in recipients.connections where connection.socketID != except {
-                    if connection.enqueueBroadcast(bytes) { touched.append(connection) }
+                for entry in recipients.entries where entry.joinedAt < sequence && entry.connection.socketID != except {
+                    if entry.connection.enqueueBroadcast(bytes) { touched.append(entry.connection) }
                 }
             } else {
-                for connection in recipients.connections {
-                    if connection.enqueueBroadcast(bytes) { touched.append(connection) }
+                for entry in recipients.entries where entry.joinedAt < sequence {
+                    if entry.connection.enqueueBroadcast(bytes) { touched.append(entry.connection) }
                 }
             }
         }

@@ -70,11 +70,14 @@ extension WebSocketConnectionHandler {
         }
         let now = NIODeadline.now()
         let socketID = self.socketID
-        let outcome = app.directory.withState {
-            $0.subscribe(channel: channel, socketID: socketID, member: member, isCache: kind.isCache, now: now)
+        let node = self.node
+        let (outcome, joinedAt) = app.directory.withState { state in
+            let outcome = state.subscribe(
+                channel: channel, socketID: socketID, member: member, isCache: kind.isCache, now: now)
+            return (outcome, node.currentBroadcastSequence())
         }
         subscriptions[channel] = Subscription(userID: userID)
-        shardSubscribe(channel: channel, app: app)
+        shardSubscribe(channel: channel, app: app, joinedAt: joinedAt)
         if let removed = outcome.removedUserID {
             app.broadcastLocally(
                 channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: removed), except: socketID)

@@ -353,8 +353,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         (1000...1003).contains(code) || (1007...1011).contains(code) || (3000...4999).contains(code)
     }
 
-    func shardSubscribe(channel: String, app: AppContext) {
-        shard?.subscribe(self, appID: app.id, channel: channel)
+    /// - Parameter joinedAt: the broadcast sequence when the subscription was recorded.
+    func shardSubscribe(channel: String, app: AppContext, joinedAt: UInt64) {
+        shard?.subscribe(self, appID: app.id, channel: channel, joinedAt: joinedAt)
     }
 
     func shardUnsubscribe(channel: String, app: AppContext) {
