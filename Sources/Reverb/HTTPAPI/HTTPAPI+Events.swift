@@ -39,19 +39,15 @@ extension HTTPAPI {
     }
 
     func triggerBatch(_ request: HTTPAPIRequest, app: AppContext) -> Answer {
-        .now(triggerBatchNow(request, app: app))
-    }
-
-    private func triggerBatchNow(_ request: HTTPAPIRequest, app: AppContext) -> HTTPResponse {
-        guard let body = Self.jsonObject(request.body) else { return Self.invalidJSONBody }
+        guard let body = Self.jsonObject(request.body) else { return .now(Self.invalidJSONBody) }
         var errors = ValidationErrors()
         guard let batch = body["batch"], !ValidationErrors.isMissing(batch) else {
             errors.add("batch", "The batch field is required.")
-            return errors.response
+            return .now(errors.response)
         }
         guard case .array(let items) = batch else {
             errors.add("batch", "The batch field must be an array.")
-            return errors.response
+            return .now(errors.response)
         }
         var events: [EventRequest] = []
         for (index, item) in items.enumerated() {
@@ -60,22 +56,28 @@ extension HTTPAPI {
                 events.append(event)
             }
         }
-        guard errors.isEmpty else { return errors.response }
+        guard errors.isEmpty else { return .now(errors.response) }
         guard events.count <= Self.maximumBatchSize else {
-            return .text(.badRequest, "Too many events: at most \(Self.maximumBatchSize) per batch.")
+            return .now(.text(.badRequest, "Too many events: at most \(Self.maximumBatchSize) per batch."))
         }
         for event in events {
-            if let refusal = Self.checkLimits(event) { return refusal }
+            if let refusal = Self.checkLimits(event) { return .now(refusal) }
         }
         for event in events { deliver(event, app: app, batchOrder: true) }
-        guard events.contains(where: { $0.info != nil }) else { return .json(.ok, #"{"batch":{}}"#) }
-        let results: [JSONValue] = events.map { event in
-            guard let info = event.info, let channel = event.channels.first else { return .object(JSONObject()) }
-            let attributes = InfoAttributes(info)
-            let snapshot = app.snapshot(of: channel, includeCache: attributes.cache)
-            return .object(snapshot.infoObject(channel: channel, attributes: attributes, includeOccupied: false))
+        guard events.contains(where: { $0.info != nil }) else { return .now(.json(.ok, #"{"batch":{}}"#)) }
+        let delivered = events
+        let asked = events.filter { $0.info != nil }
+        let names = Array(Set(asked.flatMap(\.channels)))
+        let wantsUsers = asked.contains { InfoAttributes($0.info).userCount }
+        return .afterQuery(.channels(prefix: "", names: names, users: wantsUsers)) { view in
+            let results: [JSONValue] = delivered.map { event in
+                guard let info = event.info, let channel = event.channels.first else { return .object(JSONObject()) }
+                let attributes = InfoAttributes(info)
+                let snapshot = view.snapshot(of: channel, app: app, includeCache: attributes.cache)
+                return .object(snapshot.infoObject(channel: channel, attributes: attributes, includeOccupied: false))
+            }
+            return .json(.ok, .object(JSONObject([("batch", .array(results))])))
         }
-        return .json(.ok, .object(JSONObject([("batch", .array(results))])))
     }
 
     /// Writes the event to each distinct channel once, skipping `socket_id`.
