@@ -16,6 +16,7 @@ trap cleanup EXIT
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 export REVERB_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 
+swift format lint --strict --recursive Sources Tests
 swift build --build-tests
 set +e
 swift test --skip-build

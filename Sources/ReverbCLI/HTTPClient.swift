@@ -23,11 +23,12 @@ enum HTTPClient {
         let promise = eventLoop.makePromise(of: Response.self)
         let tls: NIOSSLContext? =
             scheme == "https"
-            ? try NIOSSLContext(configuration: {
-                var configuration = TLSConfiguration.makeClientConfiguration()
-                configuration.certificateVerification = .none
-                return configuration
-            }()) : nil
+            ? try NIOSSLContext(
+                configuration: {
+                    var configuration = TLSConfiguration.makeClientConfiguration()
+                    configuration.certificateVerification = .none
+                    return configuration
+                }()) : nil
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in

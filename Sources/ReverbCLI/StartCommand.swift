@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
-import NIOCore
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 import Reverb
 import ServiceLifecycle

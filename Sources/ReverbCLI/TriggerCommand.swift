@@ -76,7 +76,8 @@ struct TriggerCommand: AsyncParsableCommand {
                 scheme: target.scheme, host: target.host, port: target.port, pathAndQuery: pathAndQuery, body: body,
                 timeout: .nanoseconds(Int64(timeout * 1_000_000_000)), group: group)
         } catch {
-            CommandSupport.fail("Could not reach \(target.scheme)://\(target.host):\(target.port): \(error).", exitCode: 1)
+            CommandSupport.fail(
+                "Could not reach \(target.scheme)://\(target.host):\(target.port): \(error).", exitCode: 1)
         }
         guard (200..<300).contains(response.status) else {
             CommandSupport.fail("HTTP \(response.status): \(response.body)", exitCode: 1)
@@ -88,7 +89,8 @@ struct TriggerCommand: AsyncParsableCommand {
         let ids = configuration.apps.map(\.id).joined(separator: ", ")
         if let appID {
             guard let app = configuration.apps.first(where: { $0.id == appID }) else {
-                CommandSupport.fail("--app-id: \"\(appID)\" matches no configured app (configured: \(ids)).", exitCode: 64)
+                CommandSupport.fail(
+                    "--app-id: \"\(appID)\" matches no configured app (configured: \(ids)).", exitCode: 64)
             }
             return app
         }

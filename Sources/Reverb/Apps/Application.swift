@@ -23,7 +23,9 @@ public struct Application: Sendable, Hashable {
         /// Close the connection (1008) after sending the 4301 error. Default false.
         public var terminateOnLimit: Bool
 
-        public init(enabled: Bool = false, maxAttempts: Int = 60, decaySeconds: Int = 60, terminateOnLimit: Bool = false) {
+        public init(
+            enabled: Bool = false, maxAttempts: Int = 60, decaySeconds: Int = 60, terminateOnLimit: Bool = false
+        ) {
             self.enabled = enabled
             self.maxAttempts = maxAttempts
             self.decaySeconds = decaySeconds

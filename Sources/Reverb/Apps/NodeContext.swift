@@ -18,7 +18,9 @@ final class NodeContext: Sendable {
         get { clusterBox.withLockedValue { $0 } }
         set { clusterBox.withLockedValue { $0 = newValue } }
     }
-    private let appsBox = NIOLockedValueBox<(byKey: [String: AppContext], byID: [String: AppContext], all: [AppContext])>(
+    private let appsBox = NIOLockedValueBox<
+        (byKey: [String: AppContext], byID: [String: AppContext], all: [AppContext])
+    >(
         ([:], [:], []))
 
     init(applications: [Application], eventLoops: [any EventLoop], logger: Logger) {

@@ -10,9 +10,11 @@ enum OriginPolicy {
     /// The host of an origin such as `https://app.example.com:8443`; scheme, port and path dropped.
     static func host(ofOrigin origin: String) -> String? {
         let utf8 = Array(origin.utf8)
-        guard let separator = (0..<max(0, utf8.count - 2)).first(where: {
-            utf8[$0] == UInt8(ascii: ":") && utf8[$0 + 1] == UInt8(ascii: "/") && utf8[$0 + 2] == UInt8(ascii: "/")
-        }) else { return nil }
+        guard
+            let separator = (0..<max(0, utf8.count - 2)).first(where: {
+                utf8[$0] == UInt8(ascii: ":") && utf8[$0 + 1] == UInt8(ascii: "/") && utf8[$0 + 2] == UInt8(ascii: "/")
+            })
+        else { return nil }
         var rest = Substring(String(decoding: utf8[(separator + 3)...], as: UTF8.self))
         if let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) {
             rest = rest[..<end]

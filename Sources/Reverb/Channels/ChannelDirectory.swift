@@ -58,10 +58,12 @@ struct ChannelDirectoryState {
     mutating func subscribe(
         channel name: String, socketID: String, member: PresenceMember?, isCache: Bool, now: NIODeadline
     ) -> SubscribeOutcome {
-        var channel = channels[name] ?? { () -> Channel in
-            sequence += 1
-            return Channel(createdSequence: sequence)
-        }()
+        var channel =
+            channels[name]
+            ?? { () -> Channel in
+                sequence += 1
+                return Channel(createdSequence: sequence)
+            }()
         var outcome = SubscribeOutcome(succeededData: ByteBuffer(string: "{}"))
         if let member {
             let previous = channel.memberBySocket[socketID]

@@ -22,7 +22,8 @@ extension HTTPAPI {
         let attributes = InfoAttributes(request.query("info"))
         return .afterQuery(.channels(prefix: "", names: [name], users: attributes.userCount)) { view in
             let snapshot = view.snapshot(of: name, app: app, includeCache: attributes.cache)
-            return .json(.ok, .object(snapshot.infoObject(channel: name, attributes: attributes, includeOccupied: true)))
+            return .json(
+                .ok, .object(snapshot.infoObject(channel: name, attributes: attributes, includeOccupied: true)))
         }
     }
 

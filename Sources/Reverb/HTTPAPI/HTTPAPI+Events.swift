@@ -128,7 +128,8 @@ extension HTTPAPI {
                     if case .string(let channel) = element {
                         channels.append(channel)
                     } else {
-                        errors.add(field("channels.\(index)"), "The \(label("channels")).\(index) field must be a string.")
+                        errors.add(
+                            field("channels.\(index)"), "The \(label("channels")).\(index) field must be a string.")
                     }
                 }
             } else {

@@ -20,7 +20,8 @@ public enum Signature {
         var length: UInt32 = 0
         digest.withUnsafeMutableBufferPointer { out in
             _ = HMAC(
-                EVP_sha256(), key.baseAddress, Int32(key.count), message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                EVP_sha256(), key.baseAddress, Int32(key.count),
+                message.baseAddress?.assumingMemoryBound(to: UInt8.self),
                 message.count, out.baseAddress, &length)
         }
         return hex(digest[0..<Int(length)])

@@ -4,9 +4,9 @@ import NIOCore
 import ReverbRedis
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// This node's membership in a cluster over Redis pub/sub (`scaling.md` §4): publishes
@@ -155,7 +155,8 @@ final class ClusterNode: Sendable {
     // MARK: Publishing
 
     func publishBroadcast(app: String, frame: OutboundFrame, except socketID: String?) {
-        publisher.publish(ClusterEnvelope.broadcast(node: nodeID, app: app, socketID: socketID, frame: frame), to: channel)
+        publisher.publish(
+            ClusterEnvelope.broadcast(node: nodeID, app: app, socketID: socketID, frame: frame), to: channel)
     }
 
     func publishTermination(app: String, userID: String) {

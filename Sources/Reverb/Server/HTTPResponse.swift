@@ -2,9 +2,9 @@ import NIOCore
 import NIOHTTP1
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A complete HTTP response: JSON or plain text, with the headers `http-api.md` §1 requires.

@@ -115,7 +115,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))))
                 .whenFailure { _ in }
         }
-        state = .receiving(head: head, route: route, body: context.channel.allocator.buffer(capacity: 0), size: headSize)
+        state = .receiving(
+            head: head, route: route, body: context.channel.allocator.buffer(capacity: 0), size: headSize)
     }
 
     /// Request line + headers as sent, approximately: what counts against `max_request_size`.

@@ -1,11 +1,11 @@
 public import Logging
-public import NIOCore
 import NIOConcurrencyHelpers
+public import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-public import ServiceLifecycle
 import ReverbRedis
+public import ServiceLifecycle
 
 /// The swift-reverb node: one listener serving the Pusher WebSocket protocol and the HTTP API.
 ///
@@ -180,16 +180,16 @@ public final class ReverbServer: Service, Sendable {
         let exitOnTimeout = configuration.scaling.enabled && configuration.scaling.exitOnTimeout
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-            // Returns on graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
-            group.addTask { try? await gracefulShutdown() }
-            if exitOnTimeout {
-                group.addTask {
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: .seconds(1))
-                        if self.isRedisDegraded { throw RedisTimeoutError() }
+                // Returns on graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
+                group.addTask { try? await gracefulShutdown() }
+                if exitOnTimeout {
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .seconds(1))
+                            if self.isRedisDegraded { throw RedisTimeoutError() }
+                        }
                     }
                 }
-            }
                 try await group.next()
                 group.cancelAll()
             }

@@ -32,7 +32,9 @@ extension WebSocketConnectionHandler {
         case .pong, .ignored:
             break
         case .connectionEstablished:
-            send(PusherFrames.connectionEstablished(socketID: socketID, activityTimeout: app.application.activityTimeout))
+            send(
+                PusherFrames.connectionEstablished(socketID: socketID, activityTimeout: app.application.activityTimeout)
+            )
         case .subscribe(let channel, let auth, let channelData):
             subscribe(channel: channel, auth: auth, channelData: channelData, app: app)
         case .unsubscribe(let channel):
@@ -80,7 +82,8 @@ extension WebSocketConnectionHandler {
         shardSubscribe(channel: channel, app: app, joinedAt: joinedAt)
         if let removed = outcome.removedUserID {
             app.broadcastLocally(
-                channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: removed), except: socketID)
+                channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: removed), except: socketID
+            )
         }
         if let added = outcome.addedMember {
             app.broadcastLocally(
@@ -103,7 +106,8 @@ extension WebSocketConnectionHandler {
         let result = app.directory.withState { $0.unsubscribe(channel: channel, socketID: socketID, now: now) }
         if let removed = result.removedUserID {
             app.broadcastLocally(
-                channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: removed), except: socketID)
+                channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: removed), except: socketID
+            )
         }
         log(.debug, "Unsubscribed", ["channel": "\(channel)"])
     }

@@ -236,7 +236,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     private func startSlowConsumerTimer() {
         guard slowConsumerTimer == nil, let context else { return }
-        slowConsumerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.slowConsumerGracePeriod) { [weak self] in
+        slowConsumerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.slowConsumerGracePeriod) {
+            [weak self] in
             guard let self, let context = self.context else { return }
             self.slowConsumerTimer = nil
             guard !context.channel.isWritable else { return }
@@ -267,7 +268,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         switch frame.opcode {
         case .ping:
             controlFramePings = true
-            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+            context.write(
+                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
             needsFlush = true
         case .pong:
             controlFramePings = true
@@ -334,7 +336,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             guard Self.isValidCloseCode(Int(number)) else {
                 return close(code: .protocolError, reason: "Invalid close code")
             }
-            guard let bytes = data.readBytes(length: data.readableBytes), let text = String(validating: bytes, as: UTF8.self)
+            guard let bytes = data.readBytes(length: data.readableBytes),
+                let text = String(validating: bytes, as: UTF8.self)
             else {
                 return close(code: .dataInconsistentWithMessage, reason: "Invalid UTF-8 in close reason")
             }

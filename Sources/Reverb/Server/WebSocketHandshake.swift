@@ -68,7 +68,8 @@ enum WebSocketHandshake {
 
 /// Standard base64 with padding.
 enum Base64 {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     static func isAlphabet(_ byte: UInt8) -> Bool {
         switch byte {

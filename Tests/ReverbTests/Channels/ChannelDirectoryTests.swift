@@ -17,7 +17,9 @@ struct ChannelDirectoryTests {
         #expect(try member("1.1", #"{"user_id":"1"}"#).identity == "1")
         #expect(try member("1.1", #"{"user_id":"01"}"#).identity == "01")
         #expect(try member("1.1", #"{"user_id":1}"#).userInfo == .null)
-        for bad in [#"{"user_id":null}"#, #"{"user_id":""}"#, #"{"user_id":1.5}"#, #"{"user_id":true}"#, #"{}"#, "5", #""x""#] {
+        for bad in [
+            #"{"user_id":null}"#, #"{"user_id":""}"#, #"{"user_id":1.5}"#, #"{"user_id":true}"#, #"{}"#, "5", #""x""#,
+        ] {
             #expect(PresenceMember(socketID: "1.1", channelData: bad) == nil)
         }
     }
@@ -25,14 +27,22 @@ struct ChannelDirectoryTests {
     @Test("one user with two sockets is announced once and removed once")
     func dedupe() throws {
         var state = ChannelDirectoryState()
-        let a = state.subscribe(channel: "presence-r", socketID: "1.1", member: try member("1.1", #"{"user_id":1,"user_info":{"name":"Ann"}}"#), isCache: false, now: now)
+        let a = state.subscribe(
+            channel: "presence-r", socketID: "1.1",
+            member: try member("1.1", #"{"user_id":1,"user_info":{"name":"Ann"}}"#), isCache: false, now: now)
         #expect(a.addedMember != nil)
         #expect(String(buffer: a.succeededData) == #"{"presence":{"count":1,"ids":[1],"hash":{"1":{"name":"Ann"}}}}"#)
-        let b = state.subscribe(channel: "presence-r", socketID: "2.2", member: try member("2.2", #"{"user_id":"1"}"#), isCache: false, now: now)
+        let b = state.subscribe(
+            channel: "presence-r", socketID: "2.2", member: try member("2.2", #"{"user_id":"1"}"#), isCache: false,
+            now: now)
         #expect(b.addedMember == nil)
         #expect(String(buffer: b.succeededData) == #"{"presence":{"count":1,"ids":[1],"hash":{"1":{"name":"Ann"}}}}"#)
-        let c = state.subscribe(channel: "presence-r", socketID: "3.3", member: try member("3.3", #"{"user_id":"abc"}"#), isCache: false, now: now)
-        #expect(String(buffer: c.succeededData) == #"{"presence":{"count":2,"ids":[1,"abc"],"hash":{"1":{"name":"Ann"},"abc":null}}}"#)
+        let c = state.subscribe(
+            channel: "presence-r", socketID: "3.3", member: try member("3.3", #"{"user_id":"abc"}"#), isCache: false,
+            now: now)
+        #expect(
+            String(buffer: c.succeededData)
+                == #"{"presence":{"count":2,"ids":[1,"abc"],"hash":{"1":{"name":"Ann"},"abc":null}}}"#)
         #expect(state.unsubscribe(channel: "presence-r", socketID: "1.1", now: now).removedUserID == nil)
         #expect(state.unsubscribe(channel: "presence-r", socketID: "2.2", now: now).removedUserID == .string("1"))
         #expect(state.userCount("presence-r") == 1)
@@ -42,10 +52,16 @@ struct ChannelDirectoryTests {
     @Test("re-subscribe with another user id leaves and joins")
     func resubscribe() throws {
         var state = ChannelDirectoryState()
-        _ = state.subscribe(channel: "presence-r", socketID: "1.1", member: try member("1.1", #"{"user_id":1}"#), isCache: false, now: now)
-        let same = state.subscribe(channel: "presence-r", socketID: "1.1", member: try member("1.1", #"{"user_id":1}"#), isCache: false, now: now)
+        _ = state.subscribe(
+            channel: "presence-r", socketID: "1.1", member: try member("1.1", #"{"user_id":1}"#), isCache: false,
+            now: now)
+        let same = state.subscribe(
+            channel: "presence-r", socketID: "1.1", member: try member("1.1", #"{"user_id":1}"#), isCache: false,
+            now: now)
         #expect(same.addedMember == nil && same.removedUserID == nil)
-        let other = state.subscribe(channel: "presence-r", socketID: "1.1", member: try member("1.1", #"{"user_id":2}"#), isCache: false, now: now)
+        let other = state.subscribe(
+            channel: "presence-r", socketID: "1.1", member: try member("1.1", #"{"user_id":2}"#), isCache: false,
+            now: now)
         #expect(other.removedUserID == .number("1"))
         #expect(other.addedMember?.identity == "2")
         #expect(state.subscriptionCount("presence-r") == 1)
@@ -66,7 +82,8 @@ struct ChannelDirectoryTests {
         #expect(emptyTTL == 1200)
         let expired = state.cachedFrame(for: "cache-x", now: later + .minutes(31))
         #expect(expired == nil)
-        let miss = state.subscribe(channel: "cache-x", socketID: "2.2", member: nil, isCache: true, now: later + .minutes(31))
+        let miss = state.subscribe(
+            channel: "cache-x", socketID: "2.2", member: nil, isCache: true, now: later + .minutes(31))
         #expect(miss.cachedFrame == nil)
     }
 
@@ -97,12 +114,15 @@ struct RateLimiterTests {
 
 @Suite("Origins (protocol.md §1.3)")
 struct OriginPolicyTests {
-    @Test("spec examples", arguments: [
-        (["laravel.com"], "http://laravel.com", true), (["laravel.com"], "https://laravel.com:8443", true),
-        (["laravel.com"], "http://sub.laravel.com", false), (["laravel.com"], "http://localhost", false),
-        (["*.laravel.com"], "http://laravel.com", false), (["localhost", "*.localhost"], "http://sub.localhost", true),
-        (["*"], "anything", true), (["a*c"], "http://abbbc", true), (["a*c"], "http://abbbd", false),
-    ])
+    @Test(
+        "spec examples",
+        arguments: [
+            (["laravel.com"], "http://laravel.com", true), (["laravel.com"], "https://laravel.com:8443", true),
+            (["laravel.com"], "http://sub.laravel.com", false), (["laravel.com"], "http://localhost", false),
+            (["*.laravel.com"], "http://laravel.com", false),
+            (["localhost", "*.localhost"], "http://sub.localhost", true),
+            (["*"], "anything", true), (["a*c"], "http://abbbc", true), (["a*c"], "http://abbbd", false),
+        ])
     func examples(_ patterns: [String], _ origin: String, _ allowed: Bool) {
         #expect(OriginPolicy.allows(origin: origin, patterns: patterns) == allowed)
     }

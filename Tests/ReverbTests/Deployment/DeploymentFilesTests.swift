@@ -46,12 +46,16 @@ struct DeploymentFilesTests {
         let text = try String(contentsOf: Self.root.appendingPathComponent("docker-compose.yml"), encoding: .utf8)
         var environment: [String: String] = [:]
         for name in try Self.composeVariables() {
-            let line = text.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(name + ":") }
-            let value = line.map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) } ?? ""
+            let line = text.split(separator: "\n").first {
+                $0.trimmingCharacters(in: .whitespaces).hasPrefix(name + ":")
+            }
+            let value =
+                line.map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) } ?? ""
             environment[name] = value.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
         }
         let configuration = try ConfigurationLoader.load(
-            flags: ConfigurationFlags(), environment: environment, workingDirectory: FileManager.default.temporaryDirectory.path)
+            flags: ConfigurationFlags(), environment: environment,
+            workingDirectory: FileManager.default.temporaryDirectory.path)
         #expect(configuration.scaling.enabled)
         #expect(configuration.apps.map(\.key) == ["app-key"])
         #expect(configuration.scaling.redis.host == "redis")

@@ -29,7 +29,9 @@ struct ClientMessageTests {
 
     @Test("ping with object, empty string or no data")
     func ping() {
-        for text in [#"{"event":"pusher:ping","data":{}}"#, #"{"event":"pusher:ping","data":""}"#, #"{"event":"pusher:ping"}"#] {
+        for text in [
+            #"{"event":"pusher:ping","data":{}}"#, #"{"event":"pusher:ping","data":""}"#, #"{"event":"pusher:ping"}"#,
+        ] {
             #expect(parse(text) == .success(.ping))
         }
     }
@@ -40,7 +42,9 @@ struct ClientMessageTests {
         #expect(parse(#"{"event":"pusher:subscribe","data":{"channel":"test-channel"}}"#) == .success(expected))
         #expect(parse(#"{"event":"pusher:subscribe","data":"{\"channel\":\"test-channel\"}"}"#) == .success(expected))
         #expect(
-            parse(#"{"event":"pusher:subscribe","data":{"channel":"presence-x","auth":"k:s","channel_data":"{\"user_id\":1}"}}"#)
+            parse(
+                #"{"event":"pusher:subscribe","data":{"channel":"presence-x","auth":"k:s","channel_data":"{\"user_id\":1}"}}"#
+            )
                 == .success(.subscribe(channel: "presence-x", auth: "k:s", channelData: #"{"user_id":1}"#)))
     }
 
@@ -48,18 +52,25 @@ struct ClientMessageTests {
     func clientEvents() {
         #expect(
             parse(#"{"event":"client-x","channel":"c","data":"{\"a\":{}}"}"#)
-                == .success(.clientEvent(name: "client-x", channel: "c", data: .object(JSONObject([("a", .object(JSONObject()))])))))
-        #expect(parse(#"{"event":"client-x","channel":"c"}"#) == .success(.clientEvent(name: "client-x", channel: "c", data: nil)))
+                == .success(
+                    .clientEvent(
+                        name: "client-x", channel: "c", data: .object(JSONObject([("a", .object(JSONObject()))])))))
+        #expect(
+            parse(#"{"event":"client-x","channel":"c"}"#)
+                == .success(.clientEvent(name: "client-x", channel: "c", data: nil)))
         #expect(parse(#"{"event":"foo","channel":"x"}"#) == .success(.ignored))
     }
 }
 
 @Suite("Channel names and kinds (protocol.md §3)")
 struct ChannelNameTests {
-    @Test("valid and invalid names", arguments: [
-        ("test-channel", true), ("private-orders.1", true), ("a=b@c,d.e;f_g", true), ("", false), ("a b", false),
-        ("#x", false), ("ü", false), (String(repeating: "a", count: 200), true), (String(repeating: "a", count: 201), false),
-    ])
+    @Test(
+        "valid and invalid names",
+        arguments: [
+            ("test-channel", true), ("private-orders.1", true), ("a=b@c,d.e;f_g", true), ("", false), ("a b", false),
+            ("#x", false), ("ü", false), (String(repeating: "a", count: 200), true),
+            (String(repeating: "a", count: 201), false),
+        ])
     func names(_ name: String, _ valid: Bool) {
         #expect(ChannelName.isValid(name) == valid)
     }
@@ -101,7 +112,8 @@ struct ChannelAuthorizationTests {
                 auth: "278d425bdf160c739803:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80",
                 secret: secret, socketID: "1234.1234", channel: "presence-foobar", channelData: data))
         #expect(
-            Signature.hmacSHA256Hex(key: secret, message: #"1234.1234::user::{"id":"12345","user_info":{"name":"Mr. Channels"}}"#)
+            Signature.hmacSHA256Hex(
+                key: secret, message: #"1234.1234::user::{"id":"12345","user_info":{"name":"Mr. Channels"}}"#)
                 == "abe963eb4a43a3393065608e9b0a2b9a57fb808546d6cdfe9b62511684afb82f")
     }
 
@@ -109,7 +121,8 @@ struct ChannelAuthorizationTests {
     func comparison() {
         let signature = "58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
         func verify(_ auth: String?) -> Bool {
-            ChannelAuthorization.verify(auth: auth, secret: secret, socketID: "1234.1234", channel: "private-foobar", channelData: nil)
+            ChannelAuthorization.verify(
+                auth: auth, secret: secret, socketID: "1234.1234", channel: "private-foobar", channelData: nil)
         }
         #expect(verify("app-key:" + signature))
         #expect(verify(signature))
