@@ -14,6 +14,13 @@ final class LoopLatencyRecorder: @unchecked Sendable {
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
+
+    /// Adds the deliveries counted since the last call to the shared counter (once per read batch).
+    func publishDeliveries(to stats: DeliveryStats) {
+        guard unflushedDeliveries > 0 else { return }
+        stats.delivered.add(unflushedDeliveries, ordering: .relaxed)
+        unflushedDeliveries = 0
+    }
 }
 
 /// What every subscriber connection reports into: counters shared across loops (touched once per

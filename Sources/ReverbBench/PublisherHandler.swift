@@ -15,7 +15,7 @@ final class PublisherHandler: ChannelInboundHandler {
     private let driver: PublishDriver
     let index: Int
     private var sendTimes = CircularBuffer<UInt64>(initialCapacity: 64)
-    private var pending: ByteBuffer?
+    private var reads = ReadAccumulator()
     private var context: ChannelHandlerContext?
 
     init(kind: ResponseKind, driver: PublishDriver, index: Int) {
@@ -43,16 +43,7 @@ final class PublisherHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if pending != nil {
-            pending!.writeBuffer(&incoming)
-            var buffer = pending.take()!
-            process(buffer: &buffer)
-            if buffer.readableBytes > 0 { pending = buffer }
-        } else {
-            process(buffer: &incoming)
-            if incoming.readableBytes > 0 { pending = incoming }
-        }
+        reads.feed(unwrapInboundIn(data)) { process(buffer: &$0) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

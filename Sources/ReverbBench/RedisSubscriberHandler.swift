@@ -12,7 +12,7 @@ final class RedisSubscriberHandler: ChannelInboundHandler {
     private let recorder: LoopLatencyRecorder
     private let ready: EventLoopPromise<Void>
     private var subscribed = false
-    private var pending: ByteBuffer?
+    private var reads = ReadAccumulator()
 
     init(channel: String, stats: DeliveryStats, recorder: LoopLatencyRecorder, ready: EventLoopPromise<Void>) {
         var command = ByteBuffer()
@@ -28,23 +28,11 @@ final class RedisSubscriberHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if pending != nil {
-            pending!.writeBuffer(&incoming)
-            var buffer = pending.take()!
-            process(context: context, buffer: &buffer)
-            if buffer.readableBytes > 0 { pending = buffer }
-        } else {
-            process(context: context, buffer: &incoming)
-            if incoming.readableBytes > 0 { pending = incoming }
-        }
+        reads.feed(unwrapInboundIn(data)) { process(context: context, buffer: &$0) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if recorder.unflushedDeliveries > 0 {
-            stats.delivered.add(recorder.unflushedDeliveries, ordering: .relaxed)
-            recorder.unflushedDeliveries = 0
-        }
+        recorder.publishDeliveries(to: stats)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -23,7 +23,7 @@ final class WebSocketSubscriberHandler: ChannelInboundHandler {
     private let recorder: LoopLatencyRecorder
     private let ready: EventLoopPromise<Void>
     private var state = State.handshaking
-    private var pending: ByteBuffer?
+    private var reads = ReadAccumulator()
 
     /// - Parameters:
     ///   - request: the HTTP upgrade request bytes.
@@ -45,23 +45,11 @@ final class WebSocketSubscriberHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if pending != nil {
-            pending!.writeBuffer(&incoming)
-            var buffer = pending.take()!
-            process(context: context, buffer: &buffer)
-            if buffer.readableBytes > 0 { pending = buffer }
-        } else {
-            process(context: context, buffer: &incoming)
-            if incoming.readableBytes > 0 { pending = incoming }
-        }
+        reads.feed(unwrapInboundIn(data)) { process(context: context, buffer: &$0) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if recorder.unflushedDeliveries > 0 {
-            stats.delivered.add(recorder.unflushedDeliveries, ordering: .relaxed)
-            recorder.unflushedDeliveries = 0
-        }
+        recorder.publishDeliveries(to: stats)
         context.flush()
     }
 
