@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// Watches the restart file every 5 s; on a change it ends, which shuts the service group down
 /// gracefully (`config.md` §6.2). On a shutdown signal it announces the termination.
@@ -18,6 +19,18 @@ struct RestartWatcher: Service {
         self.initialContent = Self.read(path)
     }
 
+    /// Prints the shutdown line; from now on a second SIGINT or SIGTERM exits at once (`config.md` §6.1).
+    static func announceShutdown() async {
+        CommandSupport.printOutput("   INFO  Gracefully terminating connections.")
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        Task.detached {
+            for await _ in signals {
+                CommandSupport.printOutput("   INFO  Second signal: exiting now.")
+                exit(0)
+            }
+        }
+    }
+
     static func read(_ path: String) -> String {
         (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
@@ -29,13 +42,11 @@ struct RestartWatcher: Service {
                     try await Task.sleep(for: Self.interval)
                 }
             } catch {
-                if Task.isShuttingDownGracefully {
-                    CommandSupport.printOutput("   INFO  Gracefully terminating connections.")
-                }
+                if Task.isShuttingDownGracefully { await Self.announceShutdown() }
                 return
             }
             if Task.isShuttingDownGracefully {
-                CommandSupport.printOutput("   INFO  Gracefully terminating connections.")
+                await Self.announceShutdown()
                 return
             }
             if Self.read(path) != initialContent {

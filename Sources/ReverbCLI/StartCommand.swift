@@ -59,15 +59,18 @@ struct StartCommand: AsyncParsableCommand {
         let watcher = RestartWatcher(path: configuration.restartFile) {
             boundAddress.withLockedValue { $0 } ?? "\(host):\(configuration.server.port)"
         }
-        let serviceGroup = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: server),
-                    .init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            ))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [
+                .init(service: server),
+                .init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        // In-flight work gets 10 s (config.md §6.1), then everything is cancelled.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(10)
+        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        let serviceGroup = ServiceGroup(configuration: groupConfiguration)
         do {
             try await serviceGroup.run()
         } catch {
