@@ -64,7 +64,8 @@ final class ClusterNode: Sendable {
         eventLoopGroup: any EventLoopGroup, logger: Logger
     ) {
         var generator = SystemRandomNumberGenerator()
-        self.nodeID = Self.randomHex(using: &generator)
+        let nodeID = Self.randomHex(using: &generator)
+        self.nodeID = nodeID
         self.channel = scaling.channel
         self.queryTimeout = .milliseconds(Int64(scaling.queryTimeout * 1000))
         self.degradedAfter = factory.timeout
@@ -73,11 +74,13 @@ final class ClusterNode: Sendable {
         let relay = MessageRelay()
         self.relay = relay
         self.publisher = factory.makePublisher(
-            eventLoopGroup: eventLoopGroup, queueCapacity: scaling.queueSize, clientName: "reverb-publisher",
+            eventLoopGroup: eventLoopGroup, queueCapacity: scaling.queueSize,
+            clientName: "swift-reverb:\(nodeID):publisher",
             logger: logger)
         let stateBox = self.state
         self.subscriber = factory.makeSubscriber(
-            channels: [scaling.channel], eventLoopGroup: eventLoopGroup, clientName: "reverb-subscriber",
+            channels: [scaling.channel], eventLoopGroup: eventLoopGroup,
+            clientName: "swift-reverb:\(nodeID):subscriber",
             logger: logger,
             onLinkStateChange: { link in
                 stateBox.withLockedValue { state in
