@@ -317,3 +317,41 @@ def test_slow_consumer_is_closed_while_others_keep_receiving(reverb_server, ws_c
     # never reads, so the client end cannot be checked here without reading it all.
     assert connections() == 1
     server.assert_healthy()
+
+
+def test_ping_flood_without_reading_is_bounded_and_cut_off(server, ws_client, raw_ws):
+    """A client that floods pings and never reads the pongs cannot make the server queue replies
+    without bound: it stops being read, then is closed after the slow-consumer grace period."""
+    import socket
+
+    def rss_kib() -> int:
+        with open(f"/proc/{server.proc.pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+    listener = ws_client(server)
+    channel = unique("calm-")
+    listener.subscribe(channel)
+    flood = raw_ws(server)
+    flood.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    assert flood.status == 101
+    ping = flood.build_frame(0x1, b'{"event":"pusher:ping","data":{}}') * 1000
+    flood.sock.setblocking(False)
+    before = rss_kib()
+    closed = False
+    deadline = time.monotonic() + 20
+    pending = memoryview(ping)
+    while time.monotonic() < deadline:
+        try:
+            sent = flood.sock.send(pending)
+            # Whole frames only: resume exactly where the kernel stopped taking bytes.
+            pending = pending[sent:] if sent < len(pending) else memoryview(ping)
+        except BlockingIOError:
+            time.sleep(0.01)
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+    assert closed, "the flooding client was never cut off"
+    assert rss_kib() - before < 64 * 1024, "the server buffered the flood's replies"
+    server.pusher().trigger(channel, "Still", {"ok": True})
+    assert listener.recv() == '{"event":"Still","data":"{\\"ok\\": true}","channel":"' + channel + '"}'
+    server.assert_healthy()

@@ -150,6 +150,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// Sends a Close frame, leaves every channel, and closes TCP on the client's Close or after 1 s.
     func close(code: WebSocketErrorCode, reason: String) {
         guard let context, state == .opening || state == .open else { return }
+        log(.debug, "Closing connection", ["code": "\(code)", "reason": "\(reason)"])
         state = .closing
         releaseEverything()
         var payload = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
@@ -225,12 +226,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        let writable = context.channel.isWritable
+        if writable {
             slowConsumerTimer?.cancel()
             slowConsumerTimer = nil
         } else {
             startSlowConsumerTimer()
         }
+        // A client that sends but does not read (a ping flood) would otherwise queue replies
+        // without bound: stop reading from it until it catches up.
+        try? context.channel.syncOptions?.setOption(.autoRead, value: writable)
         context.fireChannelWritabilityChanged()
     }
 
