@@ -94,6 +94,18 @@ final class LoopShard {
 
     /// Writes each delivery to its local subscribers, then flushes every touched connection once.
     func deliver(_ deliveries: [Delivery]) {
+        if deliveries.count == 1 {
+            // The common case at low rates: write and flush as we go, no flush list.
+            let delivery = deliveries[0]
+            guard let recipients = subscribers[ChannelKey(appID: delivery.appID, channel: delivery.channel)] else {
+                return
+            }
+            for entry in recipients.entries where entry.joinedAt < delivery.sequence {
+                if let except = delivery.exceptSocketID, entry.connection.socketID == except { continue }
+                entry.connection.writeBroadcast(delivery.frame.bytes)
+            }
+            return
+        }
         for delivery in deliveries {
             guard let recipients = subscribers[ChannelKey(appID: delivery.appID, channel: delivery.channel)] else {
                 continue

@@ -39,8 +39,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private(set) var socketID = ""
     private var context: ChannelHandlerContext?
     private var rawContext: ChannelHandlerContext?
-    /// Kept for the broadcast path: writability checks and flushes without a context hop.
-    private var channel: (any Channel)?
+    /// The channel's writability as last reported, so the broadcast path reads a field of this
+    /// handler instead of touching the channel object of every recipient.
+    private var writable = true
     private var shard: LoopShard?
     private var state = State.opening
     var subscriptions: [String: Subscription] = [:]
@@ -80,7 +81,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.channel = context.channel
         self.rawContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         self.shard = node.inbox(for: context.eventLoop)?.loopShard
         if context.channel.isActive { open() }
@@ -122,7 +122,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         releaseEverything()
         self.context = nil
         self.rawContext = nil
-        self.channel = nil
     }
 
     /// Unsubscribes from every channel and gives back the socket id and the connection slot.
@@ -207,8 +206,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// Writes a broadcast frame without flushing. Returns true when the connection must be added to
     /// the drain's flush list (first write since the last flush).
     func enqueueBroadcast(_ bytes: ByteBuffer) -> Bool {
-        guard state == .open, let rawContext, let channel else { return false }
-        guard channel.isWritable else {
+        guard state == .open, let rawContext else { return false }
+        guard writable else {
             droppedFrames += 1
             startSlowConsumerTimer()
             return false
@@ -219,6 +218,17 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         return true
     }
 
+    /// Writes and flushes one broadcast frame (a drain holding a single delivery).
+    func writeBroadcast(_ bytes: ByteBuffer) {
+        guard state == .open, let rawContext else { return }
+        guard writable else {
+            droppedFrames += 1
+            startSlowConsumerTimer()
+            return
+        }
+        rawContext.writeAndFlush(NIOAny(bytes), promise: nil)
+    }
+
     func flushBroadcasts() {
         broadcastPending = false
         // From the encoder's position straight to the socket, skipping the handlers behind it.
@@ -226,7 +236,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        let writable = context.channel.isWritable
+        writable = context.channel.isWritable
         if writable {
             slowConsumerTimer?.cancel()
             slowConsumerTimer = nil
@@ -245,7 +255,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             [weak self] in
             guard let self, let context = self.context else { return }
             self.slowConsumerTimer = nil
-            guard !context.channel.isWritable else { return }
+            guard !self.writable else { return }
             self.log(.info, "Closing slow consumer", ["dropped_frames": "\(self.droppedFrames)"])
             self.close(code: WebSocketErrorCode(codeNumber: 4100), reason: "Over capacity")
             context.close(promise: nil)
