@@ -55,6 +55,13 @@ class Redis:
             self.proc.kill()
             self.proc.wait(5)
 
+    def publish(self, channel: str, payload: bytes):
+        command = b"*3\r\n$7\r\nPUBLISH\r\n" + b"$%d\r\n%s\r\n" % (len(channel), channel.encode()) + \
+            b"$%d\r\n%s\r\n" % (len(payload), payload)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            s.sendall(command)
+            assert s.recv(64).startswith(b":"), "PUBLISH failed"
+
     def numsub(self, channel: str) -> int:
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
             s.sendall(f"PUBSUB NUMSUB {channel}\r\n".encode())
@@ -85,7 +92,7 @@ def cluster(reverb_server, redis):
         a = reverb_server(**credentials, env=env, **options)
         b = reverb_server(**credentials, env=env, **options)
         wait_until(lambda: redis.numsub(channel) == 2, timeout=10, message="both nodes subscribed")
-        # Heartbeats make the nodes know each other; a cluster-wide count proves it.
+        a.bus_channel = b.bus_channel = channel
         return a, b
 
     return make
@@ -204,3 +211,24 @@ def test_redis_outage_keeps_local_service_and_recovers(cluster, ws_client, redis
         seen.append(remote.recv(timeout=10))
     assert all('"Tick"' in frame for frame in seen[:-1]), seen
     assert a.running() and b.running()
+
+
+def test_garbage_on_the_bus_is_harmless(cluster, ws_client, redis):
+    """Non-JSON, Reverb-format, future-version and malformed messages on the cluster channel are
+    dropped; both nodes keep running and keep relaying (scaling.md §4.9)."""
+    a, b = cluster()
+    listener = ws_client(b)
+    listener.subscribe("after-garbage")
+    for payload in [b"not json", b"[1,2]", b'{"type":"message","application":"x","payload":{}}',
+                    b'{"v":2,"type":"broadcast","node":"ffff","app":"777","payload":{}}',
+                    b'{"v":1,"type":"broadcast","node":"ffff","app":"777"}',
+                    b'{"v":1,"type":"broadcast","node":"ffff","app":"unknown","payload":{"event":"x","channel":"y"}}',
+                    b'{"v":1,"type":"nonsense","node":"ffff"}', b"\xff\xfe"]:
+        redis.publish(a.bus_channel, payload)
+    wait_until(lambda: _get(a, f"/apps/{a.app_id}/channels/after-garbage", {"info": "subscription_count"})
+               .get("subscription_count") == 1, timeout=10, message="node A to see B's subscriber")
+    a.pusher().trigger("after-garbage", "Fine", {})
+    assert listener.recv() == '{"event":"Fine","data":"{}","channel":"after-garbage"}'
+    assert a.running() and b.running()
+    a.assert_healthy()
+    b.assert_healthy()
