@@ -341,3 +341,62 @@ def test_slow_loris_is_cut_off_while_others_are_served(server, ws_client):
     assert "error" not in result or "reset" in result["error"].lower(), result
     assert result["data"] == b"", f"incomplete request got a response: {result['data'][:200]!r}"
     assert 10 <= result["elapsed"] <= 20, result["elapsed"]
+
+
+def test_one_megabyte_body_is_refused_while_reading(server):
+    """A 1 MB body gets 413 from its declared length, before the body is buffered, and the server
+    keeps serving."""
+    body = b'{"name":"e","channel":"c","data":"' + b"x" * (1024 * 1024) + b'"}'
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    head = (f"POST /apps/{server.app_id}/events?auth_key={server.key}&auth_timestamp=1&auth_signature=0 HTTP/1.1\r\n"
+            f"Host: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    sock.sendall(head)
+    reply = b""
+    while b"\r\n\r\n" not in reply or not reply.endswith(b"Payload too large."):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413 Payload Too Large\r\n"), reply
+    assert reply.endswith(b"Payload too large."), reply
+    try:
+        sock.sendall(body)
+    except OSError:
+        pass  # the server closed the connection: nothing beyond the limit is read
+    sock.close()
+    server.assert_healthy()
+
+
+def test_batch_of_101_events_is_refused(server):
+    batch = [{"name": "e", "channel": f"c{i}", "data": "d"} for i in range(101)]
+    status, _, resp = signed_http(server, "POST", f"/apps/{server.app_id}/batch_events", compact({"batch": batch}).encode())
+    assert (status, resp) == (400, b"Too many events: at most 100 per batch.")
+
+
+def test_body_md5_mismatch_is_refused(server):
+    """The signature covers md5(body): a body changed after signing fails."""
+    from conftest import signed_query
+
+    signed_body = b'{"name":"e","channel":"c","data":"d"}'
+    sent_body = b'{"name":"e","channel":"c","data":"tampered"}'
+    path = f"/apps/{server.app_id}/events"
+    query = signed_query("POST", path, server.key, server.secret, signed_body)
+    status, _, resp = http_request(server, "POST", f"{path}?{query}", sent_body)
+    assert (status, resp) == (401, b"Authentication signature invalid.")
+
+
+@pytest.mark.parametrize("channel,valid", [("..%2F..%2Fetc%2Fpasswd", False), ("%2E%2E", True), ("a%00b", False)])
+def test_path_traversal_in_channel_name_is_inert(server, channel, valid):
+    """Encoded slashes and dots stay inside one path segment: the channel named that way is simply
+    unoccupied; an event to it is refused as an invalid channel name unless the name is valid
+    (`..` is: dots are in Pusher's charset)."""
+    status, _, resp = signed_http(server, "GET", f"/apps/{server.app_id}/channels/{channel}")
+    assert (status, resp) == (200, b'{"occupied":false}')
+    name = channel.replace("%2F", "/").replace("%2E", ".").replace("%00", "\x00")
+    body = compact({"name": "e", "channel": name, "data": "d"}).encode()
+    status, _, resp = signed_http(server, "POST", f"/apps/{server.app_id}/events", body)
+    if valid:
+        assert (status, resp) == (200, b"{}")
+    else:
+        assert status == 400 and resp.startswith(b"Invalid channel name: "), resp
+    server.assert_healthy()
