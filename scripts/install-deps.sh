@@ -6,6 +6,10 @@ missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
+# Debian's python3 needs python3-venv for `python3 -m venv` (a pyenv or other Python may not).
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 if ((${#missing[@]})); then
     echo "Installing ${missing[*]}"
     sudo_cmd=""
