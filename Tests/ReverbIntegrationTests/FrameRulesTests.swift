@@ -262,7 +262,8 @@ struct FrameRulesTests {
             try await client.send(opcode: WebSocketFrame.text, payload: [0xFF])
             let close = try await client.nextFrame()
             #expect(close.closeCode == 1007, "\(close)")
-            try await client.expectTCPClose(timeout: .seconds(3))
+            // 1 s by the spec; the rest is slack for timers on a loaded two-core CI machine.
+            try await client.expectTCPClose(timeout: .seconds(5))
         }
     }
 }
