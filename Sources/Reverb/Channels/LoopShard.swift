@@ -106,21 +106,29 @@ final class LoopShard {
             }
             return
         }
-        for delivery in deliveries {
-            guard let recipients = subscribers[ChannelKey(appID: delivery.appID, channel: delivery.channel)] else {
-                continue
+        // Consecutive deliveries to one channel are written connection by connection, so each
+        // subscriber is visited once per run, not once per frame; order per connection is kept.
+        var start = 0
+        while start < deliveries.count {
+            let key = ChannelKey(appID: deliveries[start].appID, channel: deliveries[start].channel)
+            var end = start + 1
+            while end < deliveries.count && deliveries[end].channel == key.channel
+                && deliveries[end].appID == key.appID
+            {
+                end += 1
             }
-            let bytes = delivery.frame.bytes
-            let sequence = delivery.sequence
-            if let except = delivery.exceptSocketID {
-                for entry in recipients.entries where entry.joinedAt < sequence && entry.connection.socketID != except {
-                    if entry.connection.enqueueBroadcast(bytes) { touched.append(entry.connection) }
-                }
-            } else {
-                for entry in recipients.entries where entry.joinedAt < sequence {
-                    if entry.connection.enqueueBroadcast(bytes) { touched.append(entry.connection) }
+            if let recipients = subscribers[key] {
+                let run = deliveries[start..<end]
+                for entry in recipients.entries {
+                    var wrote = false
+                    for delivery in run where entry.joinedAt < delivery.sequence {
+                        if let except = delivery.exceptSocketID, entry.connection.socketID == except { continue }
+                        if entry.connection.enqueueBroadcast(delivery.frame.bytes) { wrote = true }
+                    }
+                    if wrote { touched.append(entry.connection) }
                 }
             }
+            start = end
         }
         for connection in touched { connection.flushBroadcasts() }
         touched.removeAll(keepingCapacity: true)
