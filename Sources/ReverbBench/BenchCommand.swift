@@ -124,6 +124,26 @@ struct FanoutOptions: ParsableArguments {
             "publishers": String(publishers), "window": String(window),
         ]
     }
+
+    /// Runs every `--rate` phase of one fan-out scenario and prints (and saves) its report.
+    func runScenario(
+        _ scenario: String, subscriberEndpoint: SubscriberEndpoint, subscriberFlag: String,
+        publisherTarget: BenchTarget, publisherFlag: String, encoder: EventRequestEncoder,
+        parameters extra: [String: String], common: CommonOptions
+    ) async throws {
+        let report = try await common.withGroup { group in
+            let run = FanoutRun(
+                subscriberEndpoint: subscriberEndpoint, subscriberFlag: subscriberFlag,
+                publisherTarget: publisherTarget,
+                publisherFlag: publisherFlag, encoder: encoder, subscribers: subscribers,
+                publishConnections: publishers,
+                duration: durationAmount, serverPIDs: common.serverPid)
+            var report = BenchReport(scenario: scenario, parameters: parameters.merging(extra) { $1 })
+            report.phases = try await run.run(paces: try paces(), group: group)
+            return report
+        }
+        try report.emit(json: common.json)
+    }
 }
 
 func require(_ value: Int, atLeast minimum: Int, flag: String) throws {
@@ -141,20 +161,12 @@ struct FanoutCommand: AsyncParsableCommand {
 
     func run() async throws {
         let target = try reverb.target()
-        let report = try await common.withGroup { group in
-            let run = FanoutRun(
-                subscriberEndpoint: .reverb(target, reverb.app), subscriberFlag: "--url", publisherTarget: target,
-                publisherFlag: "--url",
-                encoder: .reverb(
-                    .init(target: target, app: reverb.app, channel: "bench-fanout", payloadSize: fanout.payloadSize)),
-                subscribers: fanout.subscribers, publishConnections: fanout.publishers,
-                duration: fanout.durationAmount, serverPIDs: common.serverPid)
-            var report = BenchReport(
-                scenario: "fanout", parameters: fanout.parameters.merging(["url": target.description]) { $1 })
-            report.phases = try await run.run(paces: try fanout.paces(), group: group)
-            return report
-        }
-        try report.emit(json: common.json)
+        try await fanout.runScenario(
+            "fanout", subscriberEndpoint: .reverb(target, reverb.app), subscriberFlag: "--url", publisherTarget: target,
+            publisherFlag: "--url",
+            encoder: .reverb(
+                .init(target: target, app: reverb.app, channel: "bench-fanout", payloadSize: fanout.payloadSize)),
+            parameters: ["url": target.description], common: common)
     }
 }
 
@@ -181,23 +193,13 @@ struct ClusterCommand: AsyncParsableCommand {
     func run() async throws {
         let triggers = try BenchTarget(parsing: triggerUrl, flag: "--trigger-url", schemes: ["http", "ws"])
         let subscribers = try BenchTarget(parsing: subscriberUrl, flag: "--subscriber-url", schemes: ["http", "ws"])
-        let report = try await common.withGroup { group in
-            let run = FanoutRun(
-                subscriberEndpoint: .reverb(subscribers, reverb.app), subscriberFlag: "--subscriber-url",
-                publisherTarget: triggers, publisherFlag: "--trigger-url",
-                encoder: .reverb(
-                    .init(target: triggers, app: reverb.app, channel: "bench-fanout", payloadSize: fanout.payloadSize)),
-                subscribers: fanout.subscribers, publishConnections: fanout.publishers,
-                duration: fanout.durationAmount, serverPIDs: common.serverPid)
-            var report = BenchReport(
-                scenario: "cluster",
-                parameters: fanout.parameters.merging([
-                    "trigger_url": triggers.description, "subscriber_url": subscribers.description,
-                ]) { $1 })
-            report.phases = try await run.run(paces: try fanout.paces(), group: group)
-            return report
-        }
-        try report.emit(json: common.json)
+        try await fanout.runScenario(
+            "cluster", subscriberEndpoint: .reverb(subscribers, reverb.app), subscriberFlag: "--subscriber-url",
+            publisherTarget: triggers, publisherFlag: "--trigger-url",
+            encoder: .reverb(
+                .init(target: triggers, app: reverb.app, channel: "bench-fanout", payloadSize: fanout.payloadSize)),
+            parameters: ["trigger_url": triggers.description, "subscriber_url": subscribers.description],
+            common: common)
     }
 }
 
@@ -218,18 +220,11 @@ struct RedisBaselineCommand: AsyncParsableCommand {
 
     func run() async throws {
         let target = try BenchTarget(parsing: redisUrl, flag: "--redis-url", schemes: ["redis"])
-        let report = try await common.withGroup { group in
-            let run = FanoutRun(
-                subscriberEndpoint: .redis(target), subscriberFlag: "--redis-url", publisherTarget: target,
-                publisherFlag: "--redis-url", encoder: .redis(channel: "bench-fanout", payloadSize: fanout.payloadSize),
-                subscribers: fanout.subscribers, publishConnections: fanout.publishers,
-                duration: fanout.durationAmount, serverPIDs: common.serverPid)
-            var report = BenchReport(
-                scenario: "redis-baseline", parameters: fanout.parameters.merging(["url": target.description]) { $1 })
-            report.phases = try await run.run(paces: try fanout.paces(), group: group)
-            return report
-        }
-        try report.emit(json: common.json)
+        try await fanout.runScenario(
+            "redis-baseline", subscriberEndpoint: .redis(target), subscriberFlag: "--redis-url",
+            publisherTarget: target,
+            publisherFlag: "--redis-url", encoder: .redis(channel: "bench-fanout", payloadSize: fanout.payloadSize),
+            parameters: ["url": target.description], common: common)
     }
 }
 
