@@ -51,19 +51,23 @@ struct StartCommand: AsyncParsableCommand {
         let host = configuration.server.host
         // The banner is printed once the listener is bound inside the service group, so a signal
         // arriving right after it is already handled gracefully.
-        let server = ReverbServer(configuration: configuration, eventLoopGroup: group, logger: logger) { address in
-            let port = address.port ?? configuration.server.port
-            boundAddress.withLockedValue { $0 = "\(host):\(port)" }
-            Self.printBanner(configuration: configuration, port: port)
+        let server: ReverbServer
+        do {
+            server = try ReverbServer(configuration: configuration, eventLoopGroup: group, logger: logger) { address in
+                let port = address.port ?? configuration.server.port
+                boundAddress.withLockedValue { $0 = "\(host):\(port)" }
+                Self.printBanner(configuration: configuration, port: port)
+            }
+        } catch let setup as ReverbServer.ScalingSetupError {
+            try? await group.shutdownGracefully()
+            CommandSupport.fail(setup.description, exitCode: 78)
         }
         let watcher = RestartWatcher(path: configuration.restartFile) {
             boundAddress.withLockedValue { $0 } ?? "\(host):\(configuration.server.port)"
         }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [
-                .init(service: server),
-                .init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup),
-            ],
+            services: server.services.map { .init(service: $0) }
+                + [.init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

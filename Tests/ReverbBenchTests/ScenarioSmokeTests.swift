@@ -18,7 +18,7 @@ struct ScenarioSmokeTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let configuration = ReverbConfiguration(
             server: ServerConfiguration(host: "127.0.0.1", port: 0), apps: [app])
-        let server = ReverbServer(
+        let server = try ReverbServer(
             configuration: configuration, eventLoopGroup: group, logger: Logger(label: "bench-test"))
         let address = try await server.start()
         do {

@@ -8,11 +8,11 @@ final class AppContext: Sendable {
     let directory = ChannelDirectory()
     /// Open connections of the app on this node that passed the opening checks (`max_connections`).
     let connectionCount = Atomic<Int>(0)
-    private let node: NodeContext
+    let fanout: Fanout
 
-    init(application: Application, node: NodeContext) {
+    init(application: Application, fanout: Fanout) {
         self.application = application
-        self.node = node
+        self.fanout = fanout
     }
 
     var id: String { application.id }
@@ -31,62 +31,54 @@ final class AppContext: Sendable {
         connectionCount.wrappingSubtract(1, ordering: .relaxed)
     }
 
+    /// The fan-out key of `channel` in this app.
+    func key(_ channel: String) -> ChannelKey {
+        ChannelKey(appID: application.id, channel: channel)
+    }
+
     /// Writes `frame` to every local subscriber of `channel` but `exceptSocketID`, through each
-    /// event loop's inbox: encoded once, one flush per connection per loop tick.
+    /// interested event loop's inbox: encoded once, one flush per connection per drain.
     /// - Parameter sequence: the broadcast's sequence number when the caller already drew it.
     func broadcastLocally(
         channel: String, frame: OutboundFrame, except exceptSocketID: String?, sequence: UInt64? = nil
     ) {
-        let delivery = Delivery(
-            appID: application.id, channel: channel, frame: frame, exceptSocketID: exceptSocketID,
-            sequence: sequence ?? node.nextBroadcastSequence())
-        for inbox in node.inboxes { inbox.enqueue(delivery) }
+        fanout.broadcast(key(channel), frame: frame, except: exceptSocketID, sequence: sequence)
     }
 
-    /// Delivers a channel event (HTTP API or whisper) on this node: caches it on cache channels,
-    /// then writes it to the local subscribers.
+    /// Delivers a channel event (HTTP API, whisper, or from another node) on this node: caches it
+    /// on cache channels, then writes it to the local subscribers.
     func deliverChannelEvent(channel: String, frame: OutboundFrame, except exceptSocketID: String?) {
         var sequence: UInt64?
         if ChannelName.kind(of: channel).isCache {
             let now = NIODeadline.now()
-            let node = self.node
+            let fanout = self.fanout
             // Stored and numbered under the lock a subscriber takes to read the cache and note its
             // join: it gets the event either from the cache or live, never both, never neither.
             sequence = directory.withState {
                 $0.storeCachedEvent(channel: channel, frame: frame, now: now)
-                return node.nextBroadcastSequence()
+                return fanout.nextSequence()
             }
         }
         broadcastLocally(channel: channel, frame: frame, except: exceptSocketID, sequence: sequence)
     }
 
-    /// Publishes a channel event to every node: delivered here at once, then sent to the others
-    /// through the cluster bus when scaling is on (`scaling.md` §4.3).
-    func publish(channel: String, frame: OutboundFrame, except exceptSocketID: String?) {
-        deliverChannelEvent(channel: channel, frame: frame, except: exceptSocketID)
-        node.cluster?.publishBroadcast(app: application.id, frame: frame, except: exceptSocketID)
-    }
-
-    /// Closes the user's connections here, then on every other node (`scaling.md` §4.5).
-    func terminate(identity: String) -> EventLoopFuture<Int> {
-        let local = terminateLocally(identity: identity)
-        node.cluster?.publishTermination(app: application.id, userID: identity)
-        return local
+    /// Delivers every channel of `event` on this node.
+    func deliver(_ event: BroadcastEvent) {
+        for target in event.targets {
+            deliverChannelEvent(channel: target.channel, frame: target.frame, except: event.exceptSocketID)
+        }
     }
 
     /// Closes every local connection of this app whose user identity is `identity` (Close 1008).
     func terminateLocally(identity: String) -> EventLoopFuture<Int> {
         let appID = application.id
-        let futures = node.inboxes.map { inbox in
-            inbox.submit { shard -> Int in
-                var closed = 0
-                for connection in shard.connections(of: appID) where connection.userIdentities.contains(identity) {
-                    connection.terminate()
-                    closed += 1
-                }
-                return closed
+        return fanout.onEveryShard { shard -> Int in
+            var closed = 0
+            for connection in shard.connections(of: appID) where connection.userIdentities.contains(identity) {
+                connection.terminate()
+                closed += 1
             }
-        }
-        return EventLoopFuture.whenAllSucceed(futures, on: node.inboxes[0].eventLoop).map { $0.reduce(0, +) }
+            return closed
+        }.map { $0.reduce(0, +) }
     }
 }

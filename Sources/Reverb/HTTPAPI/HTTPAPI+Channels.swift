@@ -41,7 +41,7 @@ extension HTTPAPI {
         if request.body.readableBytes > 0 && Self.jsonObject(request.body) == nil {
             return Self.invalidJSONBody
         }
-        _ = app.terminate(identity: userID)
+        _ = pubSub.terminate(identity: userID, app: app)
         return .json(.ok, "{}")
     }
 }

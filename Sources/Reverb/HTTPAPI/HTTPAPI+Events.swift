@@ -80,14 +80,14 @@ extension HTTPAPI {
         }
     }
 
-    /// Writes the event to each distinct channel once, skipping `socket_id`.
+    /// Delivers the event to each distinct channel once, skipping `socket_id`, and sends it to
+    /// the other nodes as one bus message.
     private func deliver(_ event: EventRequest, app: AppContext, batchOrder: Bool) {
-        var seen = Set<String>()
-        for channel in event.channels where seen.insert(channel).inserted {
-            let frame = PusherFrames.channelEvent(
-                name: event.name, channel: channel, data: event.data, batchOrder: batchOrder)
-            app.publish(channel: channel, frame: frame, except: event.socketID)
-        }
+        pubSub.publish(
+            .http(
+                name: event.name, data: event.data, channels: event.channels, except: event.socketID,
+                batchOrder: batchOrder),
+            app: app)
     }
 
     /// Laravel-style field validation; messages in field order (`http-api.md` §3.1).

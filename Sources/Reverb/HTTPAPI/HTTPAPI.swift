@@ -11,7 +11,8 @@ import NIOHTTP1
 /// The HTTP API routes (`http-api.md` §3): app lookup and signature checks, then one handler per
 /// route group (`HTTPAPI+Events`, `HTTPAPI+Channels`).
 final class HTTPAPI: Sendable {
-    let node: NodeContext
+    let apps: AppRegistry
+    let pubSub: any PubSubProvider
     let configuration: ReverbConfiguration
     let logger: Logger
     /// Unix seconds; injected by tests to check old signature vectors.
@@ -23,11 +24,15 @@ final class HTTPAPI: Sendable {
         case afterQuery(ClusterQueryRequest, @Sendable (ClusterChannelView) -> HTTPResponse)
     }
 
+    /// Unix seconds from the system clock.
+    static let systemClock: @Sendable () -> Int64 = { Int64(time(nil)) }
+
     init(
-        node: NodeContext, configuration: ReverbConfiguration, logger: Logger,
-        clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
+        apps: AppRegistry, pubSub: any PubSubProvider, configuration: ReverbConfiguration, logger: Logger,
+        clock: @escaping @Sendable () -> Int64 = HTTPAPI.systemClock
     ) {
-        self.node = node
+        self.apps = apps
+        self.pubSub = pubSub
         self.configuration = configuration
         self.logger = logger
         self.clock = clock
@@ -45,19 +50,9 @@ final class HTTPAPI: Sendable {
             return eventLoop.makeSucceededFuture(response)
         case .afterQuery(let query, let build):
             let local = app.localQueryResult(query)
-            guard let cluster = node.cluster else {
-                var view = ClusterChannelView()
-                view.merge(local)
-                return eventLoop.makeSucceededFuture(build(view))
-            }
-            return eventLoop.makeFutureWithTask {
-                let (replies, partial) = await cluster.query(app: app.id, request: query)
-                var view = ClusterChannelView()
-                view.merge(local)
-                for reply in replies { view.merge(reply) }
-                view.partial = partial
+            return pubSub.gather(app: app.id, request: query, local: local, on: eventLoop).map { view in
                 var response = build(view)
-                if partial { response.extraHeaders.append(("X-Reverb-Partial", "1")) }
+                if view.partial { response.extraHeaders.append(("X-Reverb-Partial", "1")) }
                 return response
             }
         }
@@ -85,7 +80,7 @@ final class HTTPAPI: Sendable {
         let app: AppContext
         switch route {
         case .up:
-            if let cluster = node.cluster, cluster.isDegraded {
+            if pubSub.isDegraded {
                 return .failure(.json(.ok, #"{"health":"DEGRADED","redis":"disconnected"}"#))
             }
             return .failure(.json(.ok, #"{"health":"OK"}"#))
@@ -95,13 +90,13 @@ final class HTTPAPI: Sendable {
             guard request.query("auth_key") != nil, request.query("auth_signature") != nil,
                 request.query("auth_timestamp") != nil
             else { return .failure(RequestSignature.Failure.parametersMissing.response) }
-            guard let key = request.query("auth_key"), let found = node.app(key: key) else {
+            guard let key = request.query("auth_key"), let found = apps.app(key: key) else {
                 return .failure(RequestSignature.Failure.invalid.response)
             }
             app = found
         case .events(let id), .batchEvents(let id), .channels(let id), .channel(let id, _), .channelUsers(let id, _),
             .connections(let id), .terminateUserConnections(let id, _):
-            guard let found = node.app(id: id) else {
+            guard let found = apps.app(id: id) else {
                 return .failure(.text(.notFound, "No matching application for ID [\(id)]."))
             }
             app = found

@@ -47,6 +47,192 @@ public struct JSONParser {
         return value
     }
 
+    /// One member of an object as it stands in the input: the decoded key, and where the key token
+    /// (quotes included) and the value sit, as offsets into the input.
+    struct RawMember {
+        var key: String
+        var keyRange: Range<Int>
+        var valueRange: Range<Int>
+    }
+
+    /// The members of the JSON object `input`, validated but not decoded: values are skipped, so a
+    /// caller can copy a value's token as it is (`style.md` §4.6).
+    static func members(_ input: UnsafeRawBufferPointer) throws(JSONParseError) -> [RawMember] {
+        var parser = JSONParser(bytes: input.assumingMemoryBound(to: UInt8.self))
+        parser.skipWhitespace()
+        guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: "{") else {
+            throw parser.error("expected an object")
+        }
+        try parser.enter()
+        parser.index += 1
+        var members: [RawMember] = []
+        parser.skipWhitespace()
+        if parser.index < parser.bytes.count && parser.bytes[parser.index] == UInt8(ascii: "}") {
+            parser.index += 1
+        } else {
+            while true {
+                parser.skipWhitespace()
+                guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: "\"") else {
+                    throw parser.error("expected a string key")
+                }
+                let keyStart = parser.index
+                let key = try parser.parseString()
+                let keyRange = keyStart..<parser.index
+                parser.skipWhitespace()
+                guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: ":") else {
+                    throw parser.error("expected \":\"")
+                }
+                parser.index += 1
+                parser.skipWhitespace()
+                let valueStart = parser.index
+                try parser.skipValue()
+                members.append(RawMember(key: key, keyRange: keyRange, valueRange: valueStart..<parser.index))
+                parser.skipWhitespace()
+                guard parser.index < parser.bytes.count else { throw parser.error("unexpected end of input") }
+                if parser.bytes[parser.index] == UInt8(ascii: ",") {
+                    parser.index += 1
+                } else if parser.bytes[parser.index] == UInt8(ascii: "}") {
+                    parser.index += 1
+                    break
+                } else {
+                    throw parser.error("expected \",\" or \"}\"")
+                }
+            }
+        }
+        parser.skipWhitespace()
+        if parser.index < parser.bytes.count { throw parser.error("unexpected content after the JSON value") }
+        return members
+    }
+
+    /// Validates one value and moves past it without building it.
+    private mutating func skipValue() throws(JSONParseError) {
+        guard index < bytes.count else { throw error("unexpected end of input") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = bytes[index] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            let isObject = close == UInt8(ascii: "}")
+            try enter()
+            index += 1
+            skipWhitespace()
+            if index < bytes.count && bytes[index] == close {
+                index += 1
+                depth -= 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                if isObject {
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                        throw error("expected a string key")
+                    }
+                    try skipString()
+                    skipWhitespace()
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected \":\"") }
+                    index += 1
+                    skipWhitespace()
+                }
+                try skipValue()
+                skipWhitespace()
+                guard index < bytes.count else { throw error("unexpected end of input") }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                } else if bytes[index] == close {
+                    index += 1
+                    break
+                } else {
+                    throw error("expected \",\" or a closing bracket")
+                }
+            }
+            depth -= 1
+        case UInt8(ascii: "\""):
+            try skipString()
+        case UInt8(ascii: "t"): try expectLiteral("true")
+        case UInt8(ascii: "f"): try expectLiteral("false")
+        case UInt8(ascii: "n"): try expectLiteral("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            _ = try parseNumber()
+        default:
+            throw error("unexpected character")
+        }
+    }
+
+    /// Validates a string token (escapes, control characters, UTF-8) without decoding it.
+    private mutating func skipString() throws(JSONParseError) {
+        index += 1
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                index += 1
+                return
+            case UInt8(ascii: "\\"):
+                index += 1
+                guard index < bytes.count else { throw error("unterminated string") }
+                switch bytes[index] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    index += 1
+                case UInt8(ascii: "u"):
+                    index += 1
+                    let code = try parseHex4()
+                    if (0xD800...0xDBFF).contains(code) {
+                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                            bytes[index + 1] == UInt8(ascii: "u")
+                        else { throw error("unpaired surrogate in string") }
+                        index += 2
+                        guard (0xDC00...0xDFFF).contains(try parseHex4()) else {
+                            throw error("unpaired surrogate in string")
+                        }
+                    } else if (0xDC00...0xDFFF).contains(code) {
+                        throw error("unpaired surrogate in string")
+                    }
+                default:
+                    throw error("invalid escape")
+                }
+            case 0..<0x20:
+                throw error("control character in string")
+            case 0x20..<0x80:
+                index += 1
+            default:
+                try skipUTF8Sequence()
+            }
+        }
+        throw error("unterminated string")
+    }
+
+    /// One multi-byte UTF-8 sequence, rejecting overlong forms, surrogates and values past U+10FFFF.
+    private mutating func skipUTF8Sequence() throws(JSONParseError) {
+        let lead = bytes[index]
+        let length: Int
+        var lowest: UInt8 = 0x80
+        var highest: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0:
+            length = 3
+            lowest = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED:
+            length = 3
+            highest = 0x9F
+        case 0xF0:
+            length = 4
+            lowest = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4:
+            length = 4
+            highest = 0x8F
+        default: throw error("invalid UTF-8 in string")
+        }
+        guard index + length <= bytes.count else { throw error("invalid UTF-8 in string") }
+        let second = bytes[index + 1]
+        guard second >= lowest && second <= highest else { throw error("invalid UTF-8 in string") }
+        for offset in 2..<max(2, length) where bytes[index + offset] & 0xC0 != 0x80 {
+            throw error("invalid UTF-8 in string")
+        }
+        index += length
+    }
+
     private func error(_ reason: String) -> JSONParseError {
         var line = 1
         var column = 1

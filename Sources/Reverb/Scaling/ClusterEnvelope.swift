@@ -22,9 +22,8 @@ enum ClusterEnvelope {
         JSONWriter.writeString(value, into: &buffer)
     }
 
-    /// A `broadcast` whose payload is the frame's JSON as it is written to clients.
-    static func broadcast(node: String, app: String, socketID: String?, frame: OutboundFrame) -> ByteBuffer {
-        let payload = frame.payload
+    /// A `broadcast` carrying `payload` (`BroadcastEvent.payload`) as it stands.
+    static func broadcast(node: String, app: String, socketID: String?, payload: ByteBuffer) -> ByteBuffer {
         var buffer = begin(type: "broadcast", node: node, capacity: payload.readableBytes + 128)
         field("app", app, into: &buffer)
         if let socketID { field("socket_id", socketID, into: &buffer) }
@@ -86,21 +85,65 @@ enum ClusterEnvelope {
         return buffer
     }
 
-    /// The frame for one channel of a `broadcast` payload: `channels` removed, `channel` set
-    /// (appended last when absent), every other key and value kept (`scaling.md` §3.1).
-    static func frames(fromPayload payload: JSONObject) -> [(channel: String, frame: OutboundFrame)] {
-        var channels: [String] = []
-        if case .array(let list)? = payload["channels"] {
-            channels = list.compactMap(\.stringValue)
-        } else if case .string(let channel)? = payload["channel"] {
-            channels = [channel]
+    /// The frame for each channel of a `broadcast` payload (`scaling.md` §3.1): `channels` removed,
+    /// `channel` set (appended last when absent), every other member copied byte for byte, its
+    /// escaping untouched (`protocol.md` §0), so nothing is decoded and encoded again.
+    /// - Parameters:
+    ///   - message: the whole bus message.
+    ///   - payload: where the payload object sits in `message`'s readable bytes.
+    /// - Returns: nil when the payload is not an object with `channel` or `channels` strings.
+    static func frames(in message: ByteBuffer, payload: Range<Int>) -> [(channel: String, frame: OutboundFrame)]? {
+        let members: [JSONParser.RawMember]
+        do {
+            members = try message.withUnsafeReadableBytes { bytes throws(JSONParseError) in
+                try JSONParser.members(UnsafeRawBufferPointer(rebasing: bytes[payload]))
+            }
+        } catch {
+            return nil
         }
-        var base = payload
-        base["channels"] = nil
+        let base = message.readerIndex + payload.lowerBound
+        func slice(_ range: Range<Int>) -> ByteBuffer {
+            message.getSlice(at: base + range.lowerBound, length: range.count)!
+        }
+        var channels: [String] = []
+        if let list = members.first(where: { $0.key == "channels" }) {
+            guard case .array(let names)? = try? JSONParser.parse(slice(list.valueRange).readableBytesView) else {
+                return nil
+            }
+            for name in names {
+                guard case .string(let channel) = name else { return nil }
+                channels.append(channel)
+            }
+        } else if let single = members.first(where: { $0.key == "channel" }) {
+            guard case .string(let channel)? = try? JSONParser.parse(slice(single.valueRange).readableBytesView) else {
+                return nil
+            }
+            channels = [channel]
+        } else {
+            return nil
+        }
+        let kept = members.filter { $0.key != "channels" }
+        let hasChannel = kept.contains { $0.key == "channel" }
         return channels.map { channel in
-            var object = base
-            object["channel"] = .string(channel)
-            let frame = OutboundFrame.build(capacity: 256) { JSONWriter.write(.object(object), into: &$0) }
+            let frame = OutboundFrame.build(capacity: payload.count + channel.utf8.count + 16) { buffer in
+                buffer.writeStaticString("{")
+                for (index, member) in kept.enumerated() {
+                    if index > 0 { buffer.writeStaticString(",") }
+                    buffer.writeImmutableBuffer(slice(member.keyRange))
+                    buffer.writeStaticString(":")
+                    if member.key == "channel" {
+                        JSONWriter.writeString(channel, into: &buffer)
+                    } else {
+                        buffer.writeImmutableBuffer(slice(member.valueRange))
+                    }
+                }
+                if !hasChannel {
+                    if !kept.isEmpty { buffer.writeStaticString(",") }
+                    buffer.writeStaticString(#""channel":"#)
+                    JSONWriter.writeString(channel, into: &buffer)
+                }
+                buffer.writeStaticString("}")
+            }
             return (channel, frame)
         }
     }

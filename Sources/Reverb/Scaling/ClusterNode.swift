@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import ReverbRedis
+import ServiceLifecycle
 
 #if canImport(Glibc)
     import Glibc
@@ -13,8 +14,9 @@ import ReverbRedis
 /// broadcasts, terminations and queries, answers peers, tracks their liveness by heartbeats.
 ///
 /// Shared by every event loop and task; mutable parts sit behind one lock that covers dictionary
-/// updates only (never a publish, a log or an await).
-final class ClusterNode: Sendable {
+/// updates only (never a publish, a log or an await). A `Service`: it runs in the server's service
+/// group and, on graceful shutdown, says `node_leave` before the server closes its connections.
+final class ClusterNode: PubSubProvider, Service {
     static let heartbeatInterval = Duration.seconds(5)
     static let peerLifetime = Duration.seconds(15)
     static let maximumPendingQueries = 1000
@@ -27,8 +29,10 @@ final class ClusterNode: Sendable {
     let degradedAfter: Duration
     let publisher: RedisPublisher
     let subscriber: RedisSubscriber
-    private let node: NodeContext
+    private let apps: AppRegistry
     private let logger: Logger
+    /// This machine's name, read once, for heartbeats.
+    private let host: String
     private let state = NIOLockedValueBox(State())
     private let relay: MessageRelay
 
@@ -60,7 +64,7 @@ final class ClusterNode: Sendable {
     }
 
     init(
-        node: NodeContext, factory: RedisClientFactory, scaling: ScalingConfiguration,
+        apps: AppRegistry, fanout: Fanout, factory: RedisClientFactory, scaling: ScalingConfiguration,
         eventLoopGroup: any EventLoopGroup, logger: Logger
     ) {
         var generator = SystemRandomNumberGenerator()
@@ -69,8 +73,9 @@ final class ClusterNode: Sendable {
         self.channel = scaling.channel
         self.queryTimeout = .milliseconds(Int64(scaling.queryTimeout * 1000))
         self.degradedAfter = factory.timeout
-        self.node = node
+        self.apps = apps
         self.logger = logger
+        self.host = Self.hostName()
         let relay = MessageRelay()
         self.relay = relay
         self.publisher = factory.makePublisher(
@@ -103,9 +108,16 @@ final class ClusterNode: Sendable {
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
+    static func hostName() -> String {
+        var hostBytes = [CChar](repeating: 0, count: 256)
+        gethostname(&hostBytes, hostBytes.count)
+        return String(decoding: hostBytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     // MARK: Running
 
-    /// Runs the publisher, the subscriber and the heartbeat until the task is cancelled.
+    /// Runs the publisher, the subscriber and the heartbeat until graceful shutdown (then says
+    /// `node_leave`) or cancellation.
     func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.publisher.run() }
@@ -118,7 +130,10 @@ final class ClusterNode: Sendable {
                     self.expirePeers()
                 }
             }
-            await group.waitForAll()
+            // Returns on graceful shutdown or cancellation.
+            try? await gracefulShutdown()
+            if !Task.isCancelled { await self.leave() }
+            group.cancelAll()
         }
     }
 
@@ -157,9 +172,23 @@ final class ClusterNode: Sendable {
 
     // MARK: Publishing
 
-    func publishBroadcast(app: String, frame: OutboundFrame, except socketID: String?) {
+    func publishToPeers(_ event: BroadcastEvent, app: String) {
         publisher.publish(
-            ClusterEnvelope.broadcast(node: nodeID, app: app, socketID: socketID, frame: frame), to: channel)
+            ClusterEnvelope.broadcast(node: nodeID, app: app, socketID: event.exceptSocketID, payload: event.payload),
+            to: channel)
+    }
+
+    func gather(
+        app: String, request: ClusterQueryRequest, local: JSONObject, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<ClusterChannelView> {
+        eventLoop.makeFutureWithTask {
+            let (replies, partial) = await self.query(app: app, request: request)
+            var view = ClusterChannelView()
+            view.merge(local)
+            for reply in replies { view.merge(reply) }
+            view.partial = partial
+            return view
+        }
     }
 
     func publishTermination(app: String, userID: String) {
@@ -167,9 +196,6 @@ final class ClusterNode: Sendable {
     }
 
     func sendHeartbeat() {
-        var hostBytes = [CChar](repeating: 0, count: 256)
-        gethostname(&hostBytes, hostBytes.count)
-        let host = String(decoding: hostBytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         publisher.publish(
             ClusterEnvelope.heartbeat(
                 node: nodeID, host: host, pid: Int(getpid()), startedAt: Self.startedAt, version: Self.version),
@@ -253,8 +279,26 @@ final class ClusterNode: Sendable {
 
     /// Handles one bus message (`scaling.md` §4.2, §4.9): nothing received can stop the node.
     func receive(_ payload: ByteBuffer) {
-        guard case .object(let envelope)? = try? JSONParser.parse(payload.readableBytesView) else {
+        // The envelope's members as they stand: small fields are decoded, a broadcast's payload is
+        // copied into frames without decoding its values.
+        guard
+            let members = try? payload.withUnsafeReadableBytes({ bytes throws(JSONParseError) in
+                try JSONParser.members(bytes)
+            })
+        else {
             return drop("non-JSON message")
+        }
+        var envelope = JSONObject()
+        var payloadRange: Range<Int>?
+        for member in members {
+            if member.key == "payload" {
+                payloadRange = member.valueRange
+                continue
+            }
+            let value = payload.getSlice(
+                at: payload.readerIndex + member.valueRange.lowerBound, length: member.valueRange.count)!
+            guard let decoded = try? JSONParser.parse(value.readableBytesView) else { return drop("non-JSON message") }
+            envelope[member.key] = decoded
         }
         guard let type = envelope["type"]?.stringValue else { return drop("message without type") }
         guard let version = envelope["v"]?.integerValue else {
@@ -283,11 +327,13 @@ final class ClusterNode: Sendable {
             logger.info("Cluster node left", metadata: ["node": "\(sender)"])
             peerGone(sender)
         case "broadcast":
-            guard let app = app(of: envelope), case .object(let body)? = envelope["payload"] else {
+            guard let app = app(of: envelope), let payloadRange,
+                let frames = ClusterEnvelope.frames(in: payload, payload: payloadRange)
+            else {
                 return drop("malformed broadcast")
             }
             let exceptSocketID = envelope["socket_id"]?.stringValue
-            for (channel, frame) in ClusterEnvelope.frames(fromPayload: body) {
+            for (channel, frame) in frames {
                 app.deliverChannelEvent(channel: channel, frame: frame, except: exceptSocketID)
             }
         case "terminate_user":
@@ -322,7 +368,7 @@ final class ClusterNode: Sendable {
 
     private func app(of envelope: JSONObject) -> AppContext? {
         guard let id = envelope["app"]?.stringValue else { return nil }
-        guard let app = node.app(id: id) else {
+        guard let app = apps.app(id: id) else {
             warnOnce("unknown app \(id)", "Cluster message for unknown app \(id) ignored")
             return nil
         }

@@ -21,7 +21,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case closing
     }
 
-    private let server: ServerRuntime
+    private let server: Node
     private let logger: Logger
     private var state = State.idle
     private var idleTimer: Scheduled<Void>?
@@ -29,7 +29,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// - Parameter upgradeHandlers: the HTTP handlers to remove when switching to WebSocket, the
     ///   request decoder last (it forwards bytes that arrived with the request head).
-    init(server: ServerRuntime, upgradeHandlers: [any RemovableChannelHandler]) {
+    init(server: Node, upgradeHandlers: [any RemovableChannelHandler]) {
         self.server = server
         self.logger = server.logger
         self.upgradeHandlers = upgradeHandlers
@@ -202,9 +202,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(
             wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))),
             promise: nil)
-        let app = server.node.app(key: key)
+        let app = server.app(key: key)
         let connection = WebSocketConnectionHandler(
-            node: server.node, app: app, origin: head.headers.first(name: "origin"), logger: server.logger)
+            node: server, app: app, origin: head.headers.first(name: "origin"), logger: server.logger)
         do {
             pipeline.removeHandler(context: context).assumeIsolated().whenComplete { _ in }
             for handler in upgradeHandlers.dropLast() {

@@ -33,37 +33,49 @@ public final class ReverbServer: Service, Sendable {
 
     private enum State {
         case idle
-        case started(channel: any Channel, sweeps: [RepeatedTask], cluster: Task<Void, Never>?)
+        case started(channel: any Channel, sweeps: [RepeatedTask])
         case stopped
     }
 
-    let runtime: ServerRuntime
+    /// How long shutdown waits for clients to answer the 1001 Close before their sockets are closed.
+    static let shutdownDrainTimeout = Duration.seconds(2)
+
+    let node: Node
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State.idle)
     private let onListening: (@Sendable (SocketAddress) -> Void)?
 
+    /// Builds the node: apps, fan-out, and the Redis cluster membership when scaling is on.
     /// - Parameters:
     ///   - configuration: the node's configuration, already validated.
     ///   - eventLoopGroup: the loops serving connections; each gets its own channel shard.
     ///   - onListening: called once `run()` has bound the listener (the CLI prints its banner there,
     ///     after the service group's signal handlers are in place).
+    /// - Throws: `ScalingSetupError` when scaling is on and the Redis settings cannot be used.
     public init(
         configuration: ReverbConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger,
         onListening: (@Sendable (SocketAddress) -> Void)? = nil
-    ) {
+    ) throws {
         self.group = eventLoopGroup
         self.onListening = onListening
-        var loops: [any EventLoop] = []
-        for loop in eventLoopGroup.makeIterator() { loops.append(loop) }
-        self.runtime = ServerRuntime(configuration: configuration, eventLoops: loops, logger: logger)
+        self.node = try Node(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
     }
 
-    public var configuration: ReverbConfiguration { runtime.configuration }
+    public var configuration: ReverbConfiguration { node.configuration }
+
+    /// What a `ServiceGroup` runs for this node, in order: the server, then the cluster membership
+    /// when scaling is on. The group shuts services down in reverse order, so the cluster says
+    /// `node_leave` before the server closes its connections.
+    public var services: [any Service] {
+        var services: [any Service] = [self]
+        if let cluster = node.cluster { services.append(cluster) }
+        return services
+    }
 
     /// The bound address once started.
     public var localAddress: SocketAddress? {
         state.withLockedValue {
-            if case .started(let channel, _, _) = $0 { return channel.localAddress }
+            if case .started(let channel, _) = $0 { return channel.localAddress }
             return nil
         }
     }
@@ -72,9 +84,8 @@ public final class ReverbServer: Service, Sendable {
     @discardableResult
     public func start() async throws -> SocketAddress {
         let server = configuration.server
-        let runtime = self.runtime
+        let node = self.node
         let tlsContext = try server.tls.map(TLSContextFactory.makeServerContext)
-        let cluster = try makeCluster()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -88,7 +99,7 @@ public final class ReverbServer: Service, Sendable {
                     if let tlsContext {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
                     }
-                    try ReverbServer.configurePipeline(channel.pipeline.syncOperations, runtime: runtime)
+                    try ReverbServer.configurePipeline(channel.pipeline.syncOperations, node: node)
                 }
             }
         let channel: any Channel
@@ -98,33 +109,12 @@ public final class ReverbServer: Service, Sendable {
             throw BindError(host: server.host, port: server.port, reason: Self.describe(error))
         }
         let sweeps = startSweeps()
-        // The cluster's Redis links run for the server's lifetime; `shutdown()` cancels them.
-        let clusterTask = cluster.map { cluster in Task { await cluster.run() } }
-        state.withLockedValue { $0 = .started(channel: channel, sweeps: sweeps, cluster: clusterTask) }
+        state.withLockedValue { $0 = .started(channel: channel, sweeps: sweeps) }
         return channel.localAddress!
     }
 
-    /// The cluster membership when scaling is enabled; the listener serves local clients at once
-    /// while Redis connects in the background.
-    private func makeCluster() throws -> ClusterNode? {
-        let scaling = configuration.scaling
-        guard scaling.enabled else { return nil }
-        if let existing = runtime.node.cluster { return existing }
-        let factory: RedisClientFactory
-        do {
-            factory = try RedisClientFactory(settings: scaling.redis)
-        } catch {
-            throw ScalingSetupError(problems: error.problems)
-        }
-        for warning in factory.warnings { runtime.logger.warning("\(warning)") }
-        let cluster = ClusterNode(
-            node: runtime.node, factory: factory, scaling: scaling, eventLoopGroup: group, logger: runtime.logger)
-        runtime.node.cluster = cluster
-        return cluster
-    }
-
     /// Either Redis link has been down for `REDIS_TIMEOUT` or longer (`/up` says `DEGRADED`).
-    public var isRedisDegraded: Bool { runtime.node.cluster?.isDegraded ?? false }
+    public var isRedisDegraded: Bool { node.pubSub.isDegraded }
 
     static func describe(_ error: any Error) -> String {
         if let io = error as? IOError {
@@ -135,9 +125,9 @@ public final class ReverbServer: Service, Sendable {
         return "\(error)"
     }
 
-    static func configurePipeline(_ pipeline: ChannelPipeline.SynchronousOperations, runtime: ServerRuntime) throws {
+    static func configurePipeline(_ pipeline: ChannelPipeline.SynchronousOperations, node: Node) throws {
         var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = max(1024, runtime.configuration.server.maxRequestSize)
+        limits.maxHeaderListSize = max(1024, node.configuration.server.maxRequestSize)
         limits.maxHeaderFieldSize = limits.maxHeaderListSize
         let encoder = HTTPResponseEncoder()
         let decoder = ByteToMessageHandler(
@@ -147,17 +137,17 @@ public final class ReverbServer: Service, Sendable {
         try pipeline.addHandler(decoder)
         try pipeline.addHandler(pipelining)
         try pipeline.addHandler(
-            HTTPServerHandler(server: runtime, upgradeHandlers: [pipelining, encoder, decoder]))
+            HTTPServerHandler(server: node, upgradeHandlers: [pipelining, encoder, decoder]))
     }
 
     /// One repeated sweep per app per event loop, every min(60, ping_interval) seconds (`protocol.md` §9).
     private func startSweeps() -> [RepeatedTask] {
         var tasks: [RepeatedTask] = []
-        for app in runtime.node.apps {
+        for app in node.apps.all {
             let interval = TimeAmount.seconds(Int64(min(60, app.application.pingInterval)))
             let pingInterval = TimeAmount.seconds(Int64(app.application.pingInterval))
             let appID = app.id
-            for inbox in runtime.node.inboxes {
+            for inbox in node.fanout.inboxes {
                 tasks.append(
                     inbox.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
                         let now = NIODeadline.now()
@@ -200,26 +190,25 @@ public final class ReverbServer: Service, Sendable {
         await shutdown()
     }
 
-    /// Stops accepting, closes every WebSocket connection with 1001 and waits briefly for them to go.
+    /// Stops accepting, closes every WebSocket connection with 1001 and waits (bounded) for the
+    /// clients' Close answers.
     public func shutdown() async {
         let previous = state.withLockedValue { state -> State in
             let previous = state
             state = .stopped
             return previous
         }
-        guard case .started(let channel, let sweeps, let clusterTask) = previous else { return }
+        guard case .started(let channel, let sweeps) = previous else { return }
         for sweep in sweeps { sweep.cancel() }
         try? await channel.close()
-        if let cluster = runtime.node.cluster { await cluster.leave() }
-        let closing = runtime.node.inboxes.map { inbox in
-            inbox.submit { shard -> Int in
-                let connections = shard.allConnections()
-                for connection in connections { connection.shutDown() }
-                return connections.count
-            }
+        _ = try? await node.fanout.onEveryShard { shard in
+            for connection in shard.allConnections() { connection.shutDown() }
+        }.get()
+        let deadline = ContinuousClock.now + Self.shutdownDrainTimeout
+        while ContinuousClock.now < deadline {
+            let open = (try? await node.fanout.onEveryShard { $0.allConnections().count }.get())?.reduce(0, +) ?? 0
+            if open == 0 { break }
+            try? await Task.sleep(for: .milliseconds(10))
         }
-        _ = try? await EventLoopFuture.whenAllSucceed(closing, on: runtime.node.inboxes[0].eventLoop).get()
-        clusterTask?.cancel()
-        await clusterTask?.value
     }
 }

@@ -72,11 +72,12 @@ extension WebSocketConnectionHandler {
         }
         let now = NIODeadline.now()
         let socketID = self.socketID
-        let node = self.node
+        let fanout = app.fanout
+        if subscriptions[channel] == nil { shardAddInterest(channel: channel, app: app) }
         let (outcome, joinedAt) = app.directory.withState { state in
             let outcome = state.subscribe(
                 channel: channel, socketID: socketID, member: member, isCache: kind.isCache, now: now)
-            return (outcome, node.currentBroadcastSequence())
+            return (outcome, fanout.currentSequence())
         }
         subscriptions[channel] = Subscription(userID: userID)
         shardSubscribe(channel: channel, app: app, joinedAt: joinedAt)
@@ -123,6 +124,6 @@ extension WebSocketConnectionHandler {
         }
         let frame = PusherFrames.clientEvent(
             name: name, channel: channel, data: data ?? .null, userID: subscriptions[channel]?.userID)
-        app.publish(channel: channel, frame: frame, except: socketID)
+        node.pubSub.publish(.client(frame: frame, channel: channel, except: socketID), app: app)
     }
 }

@@ -29,7 +29,19 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         case closed
     }
 
-    let node: NodeContext
+    /// What a broadcast write did.
+    enum BroadcastWrite {
+        /// Written; the first since the last flush, so the drain must flush this connection.
+        case firstSinceFlush
+        /// Written behind others that the drain already flushes.
+        case queued
+        /// Not written: the client is not reading (counted by the shard).
+        case dropped
+        /// Not written: the connection is not open.
+        case notOpen
+    }
+
+    let node: Node
     let app: AppContext?
     let origin: String?
     /// Shared, never given per-connection metadata (that would allocate per connection);
@@ -42,6 +54,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// The channel's writability as last reported, so the broadcast path reads a field of this
     /// handler instead of touching the channel object of every recipient.
     private var writable = true
+    private var inbox: ShardInbox?
     private var shard: LoopShard?
     private var state = State.opening
     var subscriptions: [String: Subscription] = [:]
@@ -60,7 +73,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// Broadcast frames dropped while the client was not reading.
     private(set) var droppedFrames = 0
 
-    init(node: NodeContext, app: AppContext?, origin: String?, logger: Logger) {
+    init(node: Node, app: AppContext?, origin: String?, logger: Logger) {
         self.node = node
         self.app = app
         self.origin = origin
@@ -82,7 +95,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.rawContext = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
-        self.shard = node.inbox(for: context.eventLoop)?.loopShard
+        self.inbox = node.fanout.inbox(for: context.eventLoop)
+        self.shard = inbox?.loopShard
         if context.channel.isActive { open() }
     }
 
@@ -147,7 +161,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     /// Sends a Close frame, leaves every channel, and closes TCP on the client's Close or after 1 s.
-    func close(code: WebSocketErrorCode, reason: String) {
+    /// - Parameter timeoutAfterWritten: when set, the 1 s starts once the Close frame is written to
+    ///   the socket, within at most this long.
+    func close(code: WebSocketErrorCode, reason: String, timeoutAfterWritten: TimeAmount? = nil) {
         guard let context, state == .opening || state == .open else { return }
         log(.debug, "Closing connection", ["code": "\(code)", "reason": "\(reason)"])
         state = .closing
@@ -155,11 +171,28 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         var payload = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         payload.write(webSocketErrorCode: code)
         payload.writeString(reason)
-        context.writeAndFlush(
-            wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)), promise: nil)
+        let loop = context.eventLoop.assumeIsolated()
+        guard let cap = timeoutAfterWritten else {
+            context.writeAndFlush(
+                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)), promise: nil)
+            needsFlush = false
+            closeTimeout = loop.scheduleTask(in: Self.closeHandshakeTimeout) { [weak self] in
+                self?.context?.close(promise: nil)
+            }
+            return
+        }
+        let written = context.writeAndFlush(
+            wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)))
         needsFlush = false
-        closeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: Self.closeHandshakeTimeout) { [weak self] in
+        closeTimeout = loop.scheduleTask(in: cap + Self.closeHandshakeTimeout) { [weak self] in
             self?.context?.close(promise: nil)
+        }
+        written.assumeIsolated().whenSuccess { [weak self] in
+            guard let self, self.state == .closing else { return }
+            self.closeTimeout?.cancel()
+            self.closeTimeout = loop.scheduleTask(in: Self.closeHandshakeTimeout) { [weak self] in
+                self?.context?.close(promise: nil)
+            }
         }
     }
 
@@ -203,30 +236,18 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Writes a broadcast frame without flushing. Returns true when the connection must be added to
-    /// the drain's flush list (first write since the last flush).
-    func enqueueBroadcast(_ bytes: ByteBuffer) -> Bool {
-        guard state == .open, let rawContext else { return false }
+    /// Writes a broadcast frame without flushing; the drain flushes once per connection.
+    func enqueueBroadcast(_ bytes: ByteBuffer) -> BroadcastWrite {
+        guard state == .open, let rawContext else { return .notOpen }
         guard writable else {
             droppedFrames += 1
             startSlowConsumerTimer()
-            return false
+            return .dropped
         }
         rawContext.write(NIOAny(bytes), promise: nil)
-        if broadcastPending { return false }
+        if broadcastPending { return .queued }
         broadcastPending = true
-        return true
-    }
-
-    /// Writes and flushes one broadcast frame (a drain holding a single delivery).
-    func writeBroadcast(_ bytes: ByteBuffer) {
-        guard state == .open, let rawContext else { return }
-        guard writable else {
-            droppedFrames += 1
-            startSlowConsumerTimer()
-            return
-        }
-        rawContext.writeAndFlush(NIOAny(bytes), promise: nil)
+        return .firstSinceFlush
     }
 
     func flushBroadcasts() {
@@ -253,12 +274,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         guard slowConsumerTimer == nil, let context else { return }
         slowConsumerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.slowConsumerGracePeriod) {
             [weak self] in
-            guard let self, let context = self.context else { return }
+            guard let self, self.context != nil else { return }
             self.slowConsumerTimer = nil
             guard !self.writable else { return }
             self.log(.info, "Closing slow consumer", ["dropped_frames": "\(self.droppedFrames)"])
-            self.close(code: WebSocketErrorCode(codeNumber: 4100), reason: "Over capacity")
-            context.close(promise: nil)
+            // Nothing more is written behind the Close; what NIO and the kernel already hold goes
+            // first, so the close timeout starts once the Close itself has left (bounded by the
+            // grace period), and the client sees 4100 rather than a dropped connection.
+            self.close(
+                code: WebSocketErrorCode(codeNumber: 4100), reason: "Over capacity",
+                timeoutAfterWritten: Self.slowConsumerGracePeriod)
         }
     }
 
@@ -371,13 +396,20 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         (1000...1003).contains(code) || (1007...1011).contains(code) || (3000...4999).contains(code)
     }
 
+    /// Tells this loop's inbox to pass on broadcasts of `channel`: before the subscription's
+    /// `joinedAt` is drawn, so no later broadcast can miss this loop.
+    func shardAddInterest(channel: String, app: AppContext) {
+        inbox?.addInterest(app.key(channel))
+    }
+
     /// - Parameter joinedAt: the broadcast sequence when the subscription was recorded.
     func shardSubscribe(channel: String, app: AppContext, joinedAt: UInt64) {
-        shard?.subscribe(self, appID: app.id, channel: channel, joinedAt: joinedAt)
+        shard?.subscribe(self, key: app.key(channel), joinedAt: joinedAt)
     }
 
     func shardUnsubscribe(channel: String, app: AppContext) {
-        shard?.unsubscribe(self, appID: app.id, channel: channel)
+        let key = app.key(channel)
+        if shard?.unsubscribe(self, key: key) == true { inbox?.removeInterest(key) }
     }
 
     // MARK: Keep-alive

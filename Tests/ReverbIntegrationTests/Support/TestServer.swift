@@ -155,7 +155,7 @@ func withTestServer<T>(
     logger.logLevel = .critical
     let configuration = ReverbConfiguration(
         server: ServerConfiguration(host: "127.0.0.1", port: 0, path: path), apps: apps)
-    let server = ReverbServer(configuration: configuration, eventLoopGroup: group, logger: logger)
+    let server = try ReverbServer(configuration: configuration, eventLoopGroup: group, logger: logger)
     let result: Result<T, any Error>
     do {
         let address = try await server.start()

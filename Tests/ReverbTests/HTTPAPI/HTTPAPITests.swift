@@ -18,9 +18,7 @@ struct HTTPAPITests {
 
     init() {
         let configuration = ReverbConfiguration(apps: [Self.app])
-        let node = NodeContext(applications: [Self.app], eventLoops: [loop], logger: Logger(label: "test"))
-        api = HTTPAPI(
-            node: node, configuration: configuration, logger: Logger(label: "test"), clock: { Self.timestamp })
+        api = HTTPAPI.test(configuration: configuration, loop: loop, clock: { Self.timestamp })
     }
 
     func request(_ method: String, _ uri: String, body: String = "") -> HTTPAPIRequest {
@@ -93,9 +91,7 @@ struct HTTPAPITests {
     @Test("prefixed path: both the full-path and the stripped-path signature pass")
     func prefixVectors() {
         let configuration = ReverbConfiguration(server: ServerConfiguration(path: "ws"), apps: [Self.app])
-        let node = NodeContext(applications: [Self.app], eventLoops: [loop], logger: Logger(label: "test"))
-        let api = HTTPAPI(
-            node: node, configuration: configuration, logger: Logger(label: "test"), clock: { Self.timestamp })
+        let api = HTTPAPI.test(configuration: configuration, loop: loop, clock: { Self.timestamp })
         let body = #"{"name":"foo","channels":["project-3"],"data":"{\"some\":\"data\"}"}"#
         let query =
             "auth_key=278d425bdf160c739803&auth_timestamp=1353088179&auth_version=1.0&body_md5=ec365a775a4cd0599faeb73354201b6f"
@@ -241,5 +237,17 @@ struct HTTPAPITests {
     func prefix() {
         #expect(Route.match(path: "/ws/up", prefixSegments: ["ws"]) == .up)
         #expect(Route.match(path: "/up", prefixSegments: ["ws"]) == nil)
+    }
+}
+
+extension HTTPAPI {
+    /// A single-node HTTP API over `configuration`'s apps, on `loop`.
+    static func test(
+        configuration: ReverbConfiguration, loop: any EventLoop, clock: @escaping @Sendable () -> Int64
+    ) -> HTTPAPI {
+        let fanout = Fanout(eventLoops: [loop], logger: Logger(label: "test"))
+        return HTTPAPI(
+            apps: AppRegistry(configuration.apps, fanout: fanout), pubSub: InMemoryPubSub(),
+            configuration: configuration, logger: Logger(label: "test"), clock: clock)
     }
 }

@@ -5,31 +5,81 @@ import Testing
 
 @Suite("Cluster bus format (scaling.md §4)")
 struct ClusterEnvelopeTests {
-    @Test("broadcast carries the client frame as payload, socket_id only when excluding")
+    /// The frames a receiving node builds from a whole bus message.
+    static func received(_ message: ByteBuffer) throws -> [(channel: String, frame: OutboundFrame)] {
+        let members = try message.withUnsafeReadableBytes { bytes throws(JSONParseError) in
+            try JSONParser.members(bytes)
+        }
+        let payload = try #require(members.first { $0.key == "payload" })
+        return try #require(ClusterEnvelope.frames(in: message, payload: payload.valueRange))
+    }
+
+    static func received(payload: String) throws -> [(channel: String, frame: OutboundFrame)] {
+        try received(ByteBuffer(string: #"{"v":1,"type":"broadcast","node":"n","app":"1","payload":"# + payload + "}"))
+    }
+
+    @Test("one broadcast per HTTP event: channels array, data escaped once, socket_id only when excluding")
     func broadcast() {
-        let frame = PusherFrames.channelEvent(name: "NewEvent", channel: "a", data: #"{"some":"data"}"#)
+        let event = BroadcastEvent.http(
+            name: "NewEvent", data: #"{"some":"data"}"#, channels: ["a", "b", "a"], except: "1234.5678")
+        #expect(event.targets.map(\.channel) == ["a", "b"])
         let excluded = ClusterEnvelope.broadcast(
-            node: "9f2c4e1a7b3d5f60", app: "123456", socketID: "1234.5678", frame: frame)
+            node: "9f2c4e1a7b3d5f60", app: "123456", socketID: event.exceptSocketID, payload: event.payload)
         #expect(
             String(buffer: excluded)
-                == #"{"v":1,"type":"broadcast","node":"9f2c4e1a7b3d5f60","app":"123456","socket_id":"1234.5678","payload":{"event":"NewEvent","data":"{\"some\":\"data\"}","channel":"a"}}"#
+                == #"{"v":1,"type":"broadcast","node":"9f2c4e1a7b3d5f60","app":"123456","socket_id":"1234.5678","payload":{"event":"NewEvent","channels":["a","b"],"data":"{\"some\":\"data\"}"}}"#
         )
-        let everyone = ClusterEnvelope.broadcast(node: "n", app: "1", socketID: nil, frame: frame)
+        let everyone = ClusterEnvelope.broadcast(node: "n", app: "1", socketID: nil, payload: event.payload)
         #expect(!String(buffer: everyone).contains("socket_id"))
     }
 
-    @Test("payload with channels gives one frame per channel, channel appended last, values kept")
-    func framesFromPayload() throws {
-        let payload = try #require(
-            try JSONParser.parse(#"{"event":"E","channels":["a","b"],"data":"{\"n\":1.0}"}"#).objectValue)
-        let frames = ClusterEnvelope.frames(fromPayload: payload)
-        #expect(frames.map(\.channel) == ["a", "b"])
+    @Test("a frame published on one node arrives byte-identical on another, for every event kind")
+    func roundTrip() throws {
+        let events: [BroadcastEvent] = [
+            .http(name: "E", data: #"{"n":1.0,"s":"é\/\u0041"}"#, channels: ["a", "cache-b"], except: nil),
+            .http(name: "E", data: "x", channels: ["a"], except: nil, batchOrder: true),
+            .client(
+                frame: PusherFrames.clientEvent(
+                    name: "client-x", channel: "private-c", data: .number("1.0"), userID: .string("7")),
+                channel: "private-c", except: "1.2"),
+        ]
+        for event in events {
+            let message = ClusterEnvelope.broadcast(
+                node: "n", app: "1", socketID: event.exceptSocketID, payload: event.payload)
+            let frames = try Self.received(message)
+            #expect(frames.map(\.channel) == event.targets.map(\.channel))
+            for (frame, target) in zip(frames, event.targets) {
+                #expect(frame.frame.bytes == target.frame.bytes)
+            }
+        }
+    }
+
+    @Test("escaping is copied as it stands, never decoded and encoded again")
+    func escapingKept() throws {
+        let frames = try Self.received(payload: #"{"event":"E","channels":["a"],"data":"\u00e9\/x"}"#)
+        #expect(String(buffer: frames[0].frame.payload) == #"{"event":"E","data":"\u00e9\/x","channel":"a"}"#)
+    }
+
+    @Test("an older node's per-channel broadcast (channel, not channels) still yields its frame")
+    func olderNodeFormat() throws {
+        let frames = try Self.received(payload: #"{"event":"E","data":"{\"n\":1.0}","channel":"a"}"#)
+        #expect(frames.map(\.channel) == ["a"])
         #expect(String(buffer: frames[0].frame.payload) == #"{"event":"E","data":"{\"n\":1.0}","channel":"a"}"#)
-        let whisper = try #require(
-            try JSONParser.parse(#"{"event":"client-x","channel":"c","data":{"n":1.0},"user_id":7}"#).objectValue)
+        let whisper = try Self.received(payload: #"{"event":"client-x","channel":"c","data":{"n":1.0},"user_id":7}"#)
         #expect(
-            String(buffer: ClusterEnvelope.frames(fromPayload: whisper)[0].frame.payload)
+            String(buffer: whisper[0].frame.payload)
                 == #"{"event":"client-x","channel":"c","data":{"n":1.0},"user_id":7}"#)
+    }
+
+    @Test("a payload that is not an object with channel names yields nothing")
+    func malformedPayload() throws {
+        for payload in [#"[]"#, #"{"event":"E"}"#, #"{"channels":[1]}"#, #"{"channel":2}"#, #"{"channels":"a"}"#] {
+            let message = ByteBuffer(string: #"{"payload":"# + payload + "}")
+            let members = try message.withUnsafeReadableBytes { bytes throws(JSONParseError) in
+                try JSONParser.members(bytes)
+            }
+            #expect(ClusterEnvelope.frames(in: message, payload: members[0].valueRange) == nil, "\(payload)")
+        }
     }
 
     @Test("query and reply round trip")

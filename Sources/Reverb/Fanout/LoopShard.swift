@@ -1,0 +1,112 @@
+import Logging
+import NIOCore
+
+/// Channel → subscribers for the connections of one event loop (`style.md` §3, §4.2).
+///
+/// Loop-bound: only touched on its own event loop. Other loops reach it through its `ShardInbox`.
+final class LoopShard {
+    /// How often at most a loop logs that it dropped frames for subscribers that do not read.
+    static let dropWarningInterval = TimeAmount.seconds(10)
+
+    let eventLoop: any EventLoop
+    private let logger: Logger
+    private(set) var subscribers: [ChannelKey: SubscriberList] = [:]
+    /// Every open connection of this loop, by app, for sweeps and terminations.
+    private var connectionsByApp: [String: [ObjectIdentifier: WebSocketConnectionHandler]] = [:]
+    /// Connections written to during the current drain, flushed once at its end.
+    private var touched: [WebSocketConnectionHandler] = []
+    /// Broadcast frames not written because their subscriber was not reading (counted, not logged
+    /// per frame).
+    private(set) var slowConsumerDrops = 0
+    private var dropsAtLastWarning = 0
+    private var lastDropWarning: NIODeadline?
+
+    init(eventLoop: any EventLoop, logger: Logger) {
+        self.eventLoop = eventLoop
+        self.logger = logger
+    }
+
+    func add(_ connection: WebSocketConnectionHandler, appID: String) {
+        connectionsByApp[appID, default: [:]][ObjectIdentifier(connection)] = connection
+    }
+
+    func remove(_ connection: WebSocketConnectionHandler, appID: String) {
+        connectionsByApp[appID]?[ObjectIdentifier(connection)] = nil
+        if connectionsByApp[appID]?.isEmpty == true { connectionsByApp[appID] = nil }
+    }
+
+    /// - Parameter joinedAt: the broadcast sequence now: earlier broadcasts still queued skip it.
+    /// - Returns: false when the connection was already subscribed.
+    @discardableResult
+    func subscribe(_ connection: WebSocketConnectionHandler, key: ChannelKey, joinedAt: UInt64) -> Bool {
+        if let list = subscribers[key] { return list.insert(connection, joinedAt: joinedAt) }
+        let list = SubscriberList()
+        list.insert(connection, joinedAt: joinedAt)
+        subscribers[key] = list
+        return true
+    }
+
+    /// - Returns: false when the connection was not subscribed.
+    @discardableResult
+    func unsubscribe(_ connection: WebSocketConnectionHandler, key: ChannelKey) -> Bool {
+        guard let list = subscribers[key], list.remove(connection) else { return false }
+        if list.isEmpty { subscribers[key] = nil }
+        return true
+    }
+
+    /// Writes each delivery to its local subscribers, then flushes every touched connection once.
+    ///
+    /// Consecutive deliveries to one channel are written connection by connection, so a subscriber
+    /// with several pending frames gets them in one flush (one `writev`), in order.
+    func deliver(_ deliveries: [Delivery]) {
+        var start = 0
+        while start < deliveries.count {
+            let key = deliveries[start].key
+            var end = start + 1
+            while end < deliveries.count && deliveries[end].key == key { end += 1 }
+            if let recipients = subscribers[key] {
+                write(deliveries[start..<end], to: recipients)
+            }
+            start = end
+        }
+        for connection in touched { connection.flushBroadcasts() }
+        touched.removeAll(keepingCapacity: true)
+        if slowConsumerDrops != dropsAtLastWarning { warnAboutDrops() }
+    }
+
+    private func write(_ run: ArraySlice<Delivery>, to recipients: SubscriberList) {
+        for entry in recipients.entries {
+            let connection = entry.connection
+            for delivery in run where entry.joinedAt < delivery.sequence {
+                if let except = delivery.exceptSocketID, connection.socketID == except { continue }
+                switch connection.enqueueBroadcast(delivery.frame.bytes) {
+                case .firstSinceFlush: touched.append(connection)
+                case .queued, .notOpen: break
+                case .dropped: slowConsumerDrops += 1
+                }
+            }
+        }
+    }
+
+    private func warnAboutDrops() {
+        let now = NIODeadline.now()
+        if let last = lastDropWarning, now - last < Self.dropWarningInterval { return }
+        logger.warning(
+            "Dropped broadcast frames for subscribers that are not reading",
+            metadata: ["dropped": "\(slowConsumerDrops - dropsAtLastWarning)", "dropped_total": "\(slowConsumerDrops)"])
+        lastDropWarning = now
+        dropsAtLastWarning = slowConsumerDrops
+    }
+
+    /// Connections of `appID` on this loop.
+    func connections(of appID: String) -> [WebSocketConnectionHandler] {
+        connectionsByApp[appID].map { Array($0.values) } ?? []
+    }
+
+    func allConnections() -> [WebSocketConnectionHandler] {
+        connectionsByApp.values.flatMap(\.values)
+    }
+}
+
+@available(*, unavailable)
+extension LoopShard: Sendable {}

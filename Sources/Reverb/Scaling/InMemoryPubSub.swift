@@ -1,0 +1,18 @@
+import NIOCore
+
+/// A single node: there is nobody to tell, and every answer is the local one.
+struct InMemoryPubSub: PubSubProvider {
+    func publishToPeers(_ event: BroadcastEvent, app: String) {}
+
+    func publishTermination(app: String, userID: String) {}
+
+    func gather(
+        app: String, request: ClusterQueryRequest, local: JSONObject, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<ClusterChannelView> {
+        var view = ClusterChannelView()
+        view.merge(local)
+        return eventLoop.makeSucceededFuture(view)
+    }
+
+    var isDegraded: Bool { false }
+}

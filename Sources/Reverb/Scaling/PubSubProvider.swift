@@ -1,0 +1,35 @@
+import NIOCore
+
+/// What a node sends to and asks of the other nodes: nothing on a single node (`InMemoryPubSub`),
+/// Redis in a cluster (`ClusterNode`). Chosen once at start-up, so no hot path asks whether
+/// scaling is on.
+protocol PubSubProvider: Sendable {
+    /// Sends an event, already delivered here, to every other node.
+    func publishToPeers(_ event: BroadcastEvent, app: String)
+
+    /// Asks every other node to close the connections of `userID` (`scaling.md` §4.5).
+    func publishTermination(app: String, userID: String)
+
+    /// Merges this node's `local` answer with every other node's answer to `request`.
+    func gather(
+        app: String, request: ClusterQueryRequest, local: JSONObject, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<ClusterChannelView>
+
+    /// Either Redis link has been down for `REDIS_TIMEOUT` or longer (`/up` says `DEGRADED`).
+    var isDegraded: Bool { get }
+}
+
+extension PubSubProvider {
+    /// Delivers `event` on this node at once, then sends it to the other nodes (`scaling.md` §4.3).
+    func publish(_ event: BroadcastEvent, app: AppContext) {
+        app.deliver(event)
+        publishToPeers(event, app: app.id)
+    }
+
+    /// Closes the user's connections here, then on every other node.
+    func terminate(identity: String, app: AppContext) -> EventLoopFuture<Int> {
+        let local = app.terminateLocally(identity: identity)
+        publishTermination(app: app.id, userID: identity)
+        return local
+    }
+}
