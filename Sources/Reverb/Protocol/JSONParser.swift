@@ -174,18 +174,7 @@ public struct JSONParser {
                     index += 1
                 case UInt8(ascii: "u"):
                     index += 1
-                    let code = try parseHex4()
-                    if (0xD800...0xDBFF).contains(code) {
-                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
-                            bytes[index + 1] == UInt8(ascii: "u")
-                        else { throw error("unpaired surrogate in string") }
-                        index += 2
-                        guard (0xDC00...0xDFFF).contains(try parseHex4()) else {
-                            throw error("unpaired surrogate in string")
-                        }
-                    } else if (0xDC00...0xDFFF).contains(code) {
-                        throw error("unpaired surrogate in string")
-                    }
+                    _ = try parseUnicodeEscape()
                 default:
                     throw error("invalid escape")
                 }
@@ -438,18 +427,7 @@ public struct JSONParser {
             case UInt8(ascii: "r"): scalars.append(0x0D)
             case UInt8(ascii: "t"): scalars.append(0x09)
             case UInt8(ascii: "u"):
-                var code = try parseHex4()
-                if (0xD800...0xDBFF).contains(code) {
-                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
-                        bytes[index + 1] == UInt8(ascii: "u")
-                    else { throw error("unpaired surrogate in string") }
-                    index += 2
-                    let low = try parseHex4()
-                    guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate in string") }
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                } else if (0xDC00...0xDFFF).contains(code) {
-                    throw error("unpaired surrogate in string")
-                }
+                let code = try parseUnicodeEscape()
                 guard let scalar = Unicode.Scalar(code) else { throw error("invalid escape") }
                 scalars.append(contentsOf: String(Character(scalar)).utf8)
             default:
@@ -458,6 +436,21 @@ public struct JSONParser {
             }
         }
         throw error("unterminated string")
+    }
+
+    /// The code point of a `\uXXXX` escape (the index just past the `u`), joining a surrogate pair.
+    private mutating func parseUnicodeEscape() throws(JSONParseError) -> UInt32 {
+        let code = try parseHex4()
+        if (0xD800...0xDBFF).contains(code) {
+            guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+            else { throw error("unpaired surrogate in string") }
+            index += 2
+            let low = try parseHex4()
+            guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate in string") }
+            return 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+        }
+        if (0xDC00...0xDFFF).contains(code) { throw error("unpaired surrogate in string") }
+        return code
     }
 
     private mutating func parseHex4() throws(JSONParseError) -> UInt32 {

@@ -22,13 +22,14 @@ enum ClusterEnvelope {
         JSONWriter.writeString(value, into: &buffer)
     }
 
-    /// A `broadcast` carrying `payload` (`BroadcastEvent.payload`) as it stands.
-    static func broadcast(node: String, app: String, socketID: String?, payload: ByteBuffer) -> ByteBuffer {
-        var buffer = begin(type: "broadcast", node: node, capacity: payload.readableBytes + 128)
+    /// The one `broadcast` of an event, whatever its channel count; its tokens are copied in as
+    /// they were escaped when the event entered the cluster.
+    static func broadcast(node: String, app: String, event: BroadcastEvent) -> ByteBuffer {
+        var buffer = begin(type: "broadcast", node: node, capacity: event.payloadSizeEstimate + 128)
         field("app", app, into: &buffer)
-        if let socketID { field("socket_id", socketID, into: &buffer) }
+        if let socketID = event.exceptSocketID { field("socket_id", socketID, into: &buffer) }
         buffer.writeStaticString(#","payload":"#)
-        buffer.writeImmutableBuffer(payload)
+        event.writePayload(into: &buffer)
         buffer.writeStaticString("}")
         return buffer
     }

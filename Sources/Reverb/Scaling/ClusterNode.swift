@@ -174,8 +174,7 @@ final class ClusterNode: PubSubProvider, Service {
 
     func publishToPeers(_ event: BroadcastEvent, app: String) {
         publisher.publish(
-            ClusterEnvelope.broadcast(node: nodeID, app: app, socketID: event.exceptSocketID, payload: event.payload),
-            to: channel)
+            ClusterEnvelope.broadcast(node: nodeID, app: app, event: event), to: channel)
     }
 
     func gather(

@@ -44,6 +44,49 @@ struct RandomInputTests {
         #expect(parsed < 50_000)
     }
 
+    @Test("raw object members accept exactly what the parser accepts, with each value's exact bytes")
+    func rawMembers() throws {
+        var generator = SeededGenerator(state: 99)
+        var objects = 0
+        for round in 0..<50_000 {
+            var bytes = Self.randomBytes(&generator)
+            switch round % 3 {
+            case 0: bytes = Array(#"{"a":"#.utf8) + bytes + Array("}".utf8)
+            case 1:
+                // Valid objects with escapes, nesting and numbers, then one byte changed at random.
+                let values = [
+                    #""x\u00e9\/\"""#, "1.5e3", #"[1,{"b":null}]"#, #""\ud83d\ude00""#, "true", "-0", #""é""#,
+                    #"{}"#,
+                ]
+                let count = Int.random(in: 0...4, using: &generator)
+                let body = (0..<count).map { #""k\#($0)":"# + values.randomElement(using: &generator)! }
+                bytes = Array(("{" + body.joined(separator: ",") + "}").utf8)
+                if Bool.random(using: &generator) {
+                    bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(
+                        in: 0...255, using: &generator)
+                }
+            default: break
+            }
+            let parsed = try? JSONParser.parse(bytes)
+            let members = try? bytes.withUnsafeBytes { raw throws(JSONParseError) in try JSONParser.members(raw) }
+            guard case .object(let object)? = parsed else {
+                #expect(members == nil, "members of non-object \(bytes)")
+                continue
+            }
+            objects += 1
+            let found = try #require(members, "object refused: \(bytes)")
+            // Duplicate keys collapse in `JSONObject`; compare member by member only without them.
+            guard Set(found.map(\.key)).count == found.count else { continue }
+            #expect(found.count == object.entries.count)
+            for (member, entry) in zip(found, object.entries) {
+                #expect(member.key == entry.key)
+                #expect((try? JSONParser.parse(bytes[member.valueRange])) == entry.value)
+                #expect((try? JSONParser.parse(bytes[member.keyRange])) == .string(entry.key))
+            }
+        }
+        #expect(objects > 5_000)
+    }
+
     @Test("routes, query strings and signatures")
     func httpInputs() {
         var generator = SeededGenerator(state: 7)

@@ -23,13 +23,14 @@ struct ClusterEnvelopeTests {
         let event = BroadcastEvent.http(
             name: "NewEvent", data: #"{"some":"data"}"#, channels: ["a", "b", "a"], except: "1234.5678")
         #expect(event.targets.map(\.channel) == ["a", "b"])
-        let excluded = ClusterEnvelope.broadcast(
-            node: "9f2c4e1a7b3d5f60", app: "123456", socketID: event.exceptSocketID, payload: event.payload)
+        let excluded = ClusterEnvelope.broadcast(node: "9f2c4e1a7b3d5f60", app: "123456", event: event)
         #expect(
             String(buffer: excluded)
                 == #"{"v":1,"type":"broadcast","node":"9f2c4e1a7b3d5f60","app":"123456","socket_id":"1234.5678","payload":{"event":"NewEvent","channels":["a","b"],"data":"{\"some\":\"data\"}"}}"#
         )
-        let everyone = ClusterEnvelope.broadcast(node: "n", app: "1", socketID: nil, payload: event.payload)
+        var everyoneEvent = event
+        everyoneEvent.exceptSocketID = nil
+        let everyone = ClusterEnvelope.broadcast(node: "n", app: "1", event: everyoneEvent)
         #expect(!String(buffer: everyone).contains("socket_id"))
     }
 
@@ -44,8 +45,7 @@ struct ClusterEnvelopeTests {
                 channel: "private-c", except: "1.2"),
         ]
         for event in events {
-            let message = ClusterEnvelope.broadcast(
-                node: "n", app: "1", socketID: event.exceptSocketID, payload: event.payload)
+            let message = ClusterEnvelope.broadcast(node: "n", app: "1", event: event)
             let frames = try Self.received(message)
             #expect(frames.map(\.channel) == event.targets.map(\.channel))
             for (frame, target) in zip(frames, event.targets) {
