@@ -46,17 +46,11 @@ final class HTTPAPI: Sendable {
         case .afterQuery(let query, let build):
             let local = app.localQueryResult(query)
             guard let cluster = node.cluster else {
-                var view = ClusterChannelView()
-                view.merge(local)
-                return eventLoop.makeSucceededFuture(build(view))
+                return eventLoop.makeSucceededFuture(build(Self.merged(local)))
             }
             return eventLoop.makeFutureWithTask {
                 let (replies, partial) = await cluster.query(app: app.id, request: query)
-                var view = ClusterChannelView()
-                view.merge(local)
-                for reply in replies { view.merge(reply) }
-                view.partial = partial
-                var response = build(view)
+                var response = build(Self.merged(local, replies, partial: partial))
                 if partial { response.extraHeaders.append(("X-Reverb-Partial", "1")) }
                 return response
             }
@@ -73,11 +67,20 @@ final class HTTPAPI: Sendable {
             case .now(let response):
                 return response
             case .afterQuery(let query, let build):
-                var view = ClusterChannelView()
-                view.merge(app.localQueryResult(query))
-                return build(view)
+                return build(Self.merged(app.localQueryResult(query)))
             }
         }
+    }
+
+    /// The view of this node's result and its peers' replies, its own first (`scaling.md` §4.4).
+    private static func merged(
+        _ local: JSONObject, _ replies: [JSONObject] = [], partial: Bool = false
+    ) -> ClusterChannelView {
+        var view = ClusterChannelView()
+        view.merge(local)
+        for reply in replies { view.merge(reply) }
+        view.partial = partial
+        return view
     }
 
     /// `/up`, app lookup and request signing; the app on success, else the response to send.

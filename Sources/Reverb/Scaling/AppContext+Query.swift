@@ -70,7 +70,7 @@ extension ClusterChannelView {
     func snapshot(of name: String, app: AppContext, includeCache: Bool) -> ChannelSnapshot {
         let entry = entries[name] ?? Entry()
         var snapshot = ChannelSnapshot(subscriptionCount: entry.subscriptionCount, users: entry.users, cache: nil)
-        if includeCache { snapshot.cache = app.snapshot(of: name, includeCache: true).cache }
+        if includeCache { snapshot.cache = app.cachedEvent(on: name) }
         return snapshot
     }
 }
