@@ -15,11 +15,8 @@ enum EventRequestEncoder {
         let hostHeader: String
         let bodyPrefix: String
         let payloadSize: Int
-        private let secret: [UInt8]
+        private let signer: RequestSigner
         private var body = ByteBuffer()
-        private var toSign = ByteBuffer()
-        private var timestampSecond: Int = 0
-        private var timestampString = ""
 
         init(target: BenchTarget, app: BenchApp, channel: String, payloadSize: Int) {
             self.app = app
@@ -28,7 +25,7 @@ enum EventRequestEncoder {
             self.hostHeader = "\(target.host):\(target.port)"
             self.bodyPrefix = #"{"name":"bench","channel":"\#(channel)","data":""#
             self.payloadSize = payloadSize
-            self.secret = Array(app.secret.utf8)
+            self.signer = RequestSigner(key: app.key, secret: app.secret)
         }
 
         mutating func write(sequence: UInt64, timestamp: UInt64, into buffer: inout ByteBuffer) {
@@ -36,32 +33,10 @@ enum EventRequestEncoder {
             body.writeString(bodyPrefix)
             PayloadTimestamp.write(timestamp: timestamp, sequence: sequence, size: payloadSize, into: &body)
             body.writeString(#""}"#)
-            let md5 = body.withUnsafeReadableBytes { Signature.md5Hex($0) }
-            let second = Int(ResourceUsage.unixSeconds())
-            if second != timestampSecond {
-                timestampSecond = second
-                timestampString = String(second)
-            }
-            // Parameters already in byte order: auth_key, auth_timestamp, auth_version, body_md5.
-            toSign.clear()
-            toSign.writeString("POST\n")
-            toSign.writeString(path)
-            toSign.writeString("\n")
-            let queryStart = toSign.writerIndex
-            toSign.writeString("auth_key=")
-            toSign.writeString(app.key)
-            toSign.writeString("&auth_timestamp=")
-            toSign.writeString(timestampString)
-            toSign.writeString("&auth_version=1.0&body_md5=")
-            toSign.writeString(md5)
-            let signature = secret.withUnsafeBytes { key in
-                toSign.withUnsafeReadableBytes { Signature.hmacSHA256Hex(key: key, message: $0) }
-            }
             buffer.writeString(requestLinePrefix)
-            var query = toSign.getSlice(at: queryStart, length: toSign.writerIndex - queryStart)!
-            buffer.writeBuffer(&query)
-            buffer.writeString("&auth_signature=")
-            buffer.writeString(signature)
+            buffer.writeString(
+                signer.signedQuery(
+                    method: "POST", path: path, body: body, timestamp: Int64(ResourceUsage.unixSeconds())))
             buffer.writeString(" HTTP/1.1\r\nHost: ")
             buffer.writeString(hostHeader)
             buffer.writeString("\r\nContent-Type: application/json\r\nContent-Length: ")

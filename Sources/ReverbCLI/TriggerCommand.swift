@@ -61,14 +61,9 @@ struct TriggerCommand: AsyncParsableCommand {
         let target = resolveTarget(configuration: configuration, app: app)
         let body = makeBody(data: payload)
         let path = configuration.server.routePrefix + "/apps/\(app.id)/events"
-        var query = [
-            ("auth_key", app.key), ("auth_timestamp", String(Int(Date().timeIntervalSince1970))),
-            ("auth_version", "1.0"), ("body_md5", Signature.md5Hex(body)),
-        ]
-        query.sort { $0.0 < $1.0 }
-        let queryString = query.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
-        let signature = Signature.hmacSHA256Hex(key: app.secret, message: "POST\n\(path)\n\(queryString)")
-        let pathAndQuery = "\(path)?\(queryString)&auth_signature=\(signature)"
+        let query = RequestSigner(key: app.key, secret: app.secret).signedQuery(
+            method: "POST", path: path, body: body, timestamp: Int64(Date().timeIntervalSince1970))
+        let pathAndQuery = "\(path)?\(query)"
         let group = MultiThreadedEventLoopGroup.singleton
         let response: HTTPClient.Response
         do {

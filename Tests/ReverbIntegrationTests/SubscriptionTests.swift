@@ -66,7 +66,9 @@ struct SubscriptionTests {
         case .empty: auth = #""""#
         case .uppercase: auth = jsonString("reverb-key:" + good.drop { $0 != ":" }.dropFirst().uppercased())
         case .otherSocket:
-            auth = jsonString("reverb-key:" + Signature.hmacSHA256Hex(key: "reverb-secret", message: "1.1:\(channel)"))
+            auth = jsonString(
+                ChannelAuthorization.auth(
+                    key: "reverb-key", secret: "reverb-secret", socketID: "1.1", channel: channel))
         case .otherChannel: auth = jsonString(client.auth(channel + "x"))
         case .otherSecret: auth = jsonString(client.auth(channel, secret: "wrong"))
         }

@@ -162,11 +162,6 @@ struct ChannelDirectoryState {
         return channel.members.compactMap { seen.insert($0.identity).inserted ? $0.userID : nil }
     }
 
-    func userCount(_ name: String) -> Int {
-        guard let channel = channels[name] else { return 0 }
-        return Set(channel.members.map(\.identity)).count
-    }
-
     /// Occupied channel names in creation order.
     func occupiedChannels() -> [String] {
         channels.sorted { $0.value.createdSequence < $1.value.createdSequence }.map(\.key)

@@ -185,25 +185,20 @@ extension ConfigurationBuilder {
         var ids: [String: String] = [:]
         var keys: [String: String] = [:]
         for app in apps {
-            let application = app.application
-            if let owner = ids[application.id] {
-                problems.append(
-                    ConfigurationError.Problem(
-                        "\(app.idSetting.source.label) \"\(application.id)\" is already used by app \(owner)."
-                    )
-                )
-            } else {
-                ids[application.id] = application.id
-            }
-            if let owner = keys[application.key] {
-                problems.append(
-                    ConfigurationError.Problem(
-                        "\(app.keySetting.source.label) \"\(application.key)\" is already used by app \(owner)."
-                    )
-                )
-            } else {
-                keys[application.key] = application.id
-            }
+            claim(app.application.id, from: app.idSetting, for: app.application.id, in: &ids)
+            claim(app.application.key, from: app.keySetting, for: app.application.id, in: &keys)
+        }
+    }
+
+    /// Records `value` as app `owner`'s, or a problem when an earlier app has it.
+    private mutating func claim(
+        _ value: String, from setting: ResolvedSetting, for owner: String, in owners: inout [String: String]
+    ) {
+        if let previous = owners[value] {
+            problems.append(
+                ConfigurationError.Problem("\(setting.source.label) \"\(value)\" is already used by app \(previous)."))
+        } else {
+            owners[value] = owner
         }
     }
 }

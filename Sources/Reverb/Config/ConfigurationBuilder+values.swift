@@ -51,25 +51,13 @@ extension ConfigurationBuilder {
     }
 
     mutating func integer(_ setting: ResolvedSetting?, minimum: Int) -> Int? {
-        guard let setting, !setting.value.isNull else { return nil }
-        switch setting.value {
-        case .string(let text), .number(let text):
-            if let value = ValueSyntax.integer(text), value >= minimum { return value }
-        default: break
-        }
-        report(setting, "\(Self.quoted(setting.value)) is not an integer >= \(minimum).")
-        return nil
+        number(setting, "an integer >= \(minimum)") { ValueSyntax.integer($0).flatMap { $0 >= minimum ? $0 : nil } }
     }
 
     mutating func port(_ setting: ResolvedSetting?) -> Int? {
-        guard let setting, !setting.value.isNull else { return nil }
-        switch setting.value {
-        case .string(let text), .number(let text):
-            if let value = ValueSyntax.integer(text), (0...65535).contains(value) { return value }
-        default: break
+        number(setting, "a port number (0-65535)") {
+            ValueSyntax.integer($0).flatMap { (0...65535).contains($0) ? $0 : nil }
         }
-        report(setting, "\(Self.quoted(setting.value)) is not a port number (0-65535).")
-        return nil
     }
 
     mutating func boolean(_ setting: ResolvedSetting?) -> Bool? {
@@ -81,13 +69,20 @@ extension ConfigurationBuilder {
     }
 
     mutating func seconds(_ setting: ResolvedSetting?) -> Double? {
+        number(setting, "a number of seconds > 0", ValueSyntax.seconds)
+    }
+
+    /// A string or number setting that `parse` accepts; otherwise "is not `expected`." is reported.
+    private mutating func number<Value>(
+        _ setting: ResolvedSetting?, _ expected: String, _ parse: (String) -> Value?
+    ) -> Value? {
         guard let setting, !setting.value.isNull else { return nil }
         switch setting.value {
         case .string(let text), .number(let text):
-            if let value = ValueSyntax.seconds(text) { return value }
+            if let value = parse(text) { return value }
         default: break
         }
-        report(setting, "\(Self.quoted(setting.value)) is not a number of seconds > 0.")
+        report(setting, "\(Self.quoted(setting.value)) is not \(expected).")
         return nil
     }
 

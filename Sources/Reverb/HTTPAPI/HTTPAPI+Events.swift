@@ -97,24 +97,19 @@ extension HTTPAPI {
         let before = errors.count
         func field(_ name: String) -> String { path + name }
         func label(_ name: String) -> String { (path + name).replacingUnderscores() }
-
-        var name: String?
-        if ValidationErrors.isMissing(body["name"]) {
-            errors.add(field("name"), "The \(label("name")) field is required.")
-        } else if case .string(let value)? = body["name"] {
-            name = value
-        } else {
-            errors.add(field("name"), "The \(label("name")) field must be a string.")
+        func requiredString(_ key: String) -> String? {
+            if ValidationErrors.isMissing(body[key]) {
+                errors.add(field(key), "The \(label(key)) field is required.")
+            } else if case .string(let value)? = body[key] {
+                return value
+            } else {
+                errors.add(field(key), "The \(label(key)) field must be a string.")
+            }
+            return nil
         }
 
-        var data: String?
-        if ValidationErrors.isMissing(body["data"]) {
-            errors.add(field("data"), "The \(label("data")) field is required.")
-        } else if case .string(let value)? = body["data"] {
-            data = value
-        } else {
-            errors.add(field("data"), "The \(label("data")) field must be a string.")
-        }
+        let name = requiredString("name")
+        let data = requiredString("data")
 
         var channels: [String] = []
         let channelsMissing = !allowChannels || ValidationErrors.isMissing(body["channels"])

@@ -68,9 +68,7 @@ final class HTTPAPI: Sendable {
             case .now(let response):
                 return response
             case .afterQuery(let query, let build):
-                var view = ClusterChannelView()
-                view.merge(app.localQueryResult(query))
-                return build(view)
+                return build(ClusterChannelView(merging: app.localQueryResult(query)))
             }
         }
     }

@@ -53,18 +53,13 @@ struct ChannelSnapshot {
 }
 
 extension AppContext {
-    /// This node's view of a channel.
-    func snapshot(of channel: String, includeCache: Bool) -> ChannelSnapshot {
+    /// The cached event of `channel` as JSON with its remaining lifetime in seconds; nil without one.
+    /// Only the lookup runs under the directory lock, the parse after it.
+    func cachedEvent(on channel: String) -> (payload: JSONValue, ttl: Int)? {
         let now = NIODeadline.now()
-        return directory.withState { state in
-            var cache: (JSONValue, Int)?
-            if includeCache, let info = state.cacheInfo(for: channel, now: now),
-                let payload = try? JSONParser.parse(info.frame.payload.readableBytesView)
-            {
-                cache = (payload, info.ttl)
-            }
-            return ChannelSnapshot(
-                subscriptionCount: state.subscriptionCount(channel), users: state.users(channel), cache: cache)
-        }
+        guard let info = directory.withState({ $0.cacheInfo(for: channel, now: now) }),
+            let payload = try? JSONParser.parse(info.frame.payload.readableBytesView)
+        else { return nil }
+        return (payload, info.ttl)
     }
 }

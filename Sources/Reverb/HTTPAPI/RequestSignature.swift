@@ -60,16 +60,25 @@ struct RequestSignature {
         } else if let md5 = parameters["body_md5"], md5 != emptyBodyMD5 {
             return .failure(.invalid)
         }
-        let query = parameters.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
-            .map { "\($0.key)=\($0.value)" }.joined(separator: "&")
         var valid = false
         for path in pathCandidates(rawPath: request.rawPath, prefix: prefix) {
             let expected = Signature.hmacSHA256Hex(
-                key: application.secret, message: "\(request.method)\n\(path)\n\(query)")
+                key: application.secret,
+                message: stringToSign(method: request.method, path: path, parameters: parameters.map { $0 }))
             // Every candidate is compared, so timing does not reveal which form matched.
             if Signature.constantTimeEquals(signature, expected) { valid = true }
         }
         return valid ? .success(()) : .failure(.invalid)
+    }
+
+    /// `METHOD\nPATH\nQUERY`, the query being every parameter but `auth_signature` as `name=value`
+    /// (names lowercased, values not encoded), sorted by name bytes and joined with `&`. The one
+    /// definition both `verify` and `RequestSigner` use.
+    static func stringToSign(method: String, path: String, parameters: [(key: String, value: String)]) -> String {
+        let query = parameters.map { (key: $0.key.lowercased(), value: $0.value) }
+            .sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            .map { "\($0.key)=\($0.value)" }.joined(separator: "&")
+        return "\(method)\n\(path)\n\(query)"
     }
 
     /// The raw path, the same without the prefix, and their percent-decoded forms when different.

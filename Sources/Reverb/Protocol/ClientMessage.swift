@@ -87,30 +87,3 @@ enum ClientMessage: Equatable {
         return .success(.subscribe(channel: channel, auth: auth, channelData: channelData))
     }
 }
-
-/// Channel authorization signatures (`protocol.md` §4.3).
-enum ChannelAuthorization {
-    /// The string an auth endpoint signs: `socket_id:channel[:channel_data]`.
-    static func stringToSign(socketID: String, channel: String, channelData: String?) -> String {
-        if let channelData, !channelData.isEmpty {
-            return "\(socketID):\(channel):\(channelData)"
-        }
-        return "\(socketID):\(channel)"
-    }
-
-    /// Whether `auth` (`key:signature`; the key part is not checked) signs this subscription.
-    static func verify(auth: String?, secret: String, socketID: String, channel: String, channelData: String?)
-        -> Bool
-    {
-        guard let auth, !auth.isEmpty else { return false }
-        let signature: Substring
-        if let colon = auth.firstIndex(of: ":") {
-            signature = auth[auth.index(after: colon)...]
-        } else {
-            signature = Substring(auth)
-        }
-        let expected = Signature.hmacSHA256Hex(
-            key: secret, message: stringToSign(socketID: socketID, channel: channel, channelData: channelData))
-        return Signature.constantTimeEquals(String(signature), expected)
-    }
-}

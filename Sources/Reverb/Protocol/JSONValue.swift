@@ -56,8 +56,6 @@ public struct JSONObject: Sendable, Equatable {
     }
 
     public var isEmpty: Bool { entries.isEmpty }
-    public var count: Int { entries.count }
-    public var keys: [String] { entries.map(\.key) }
 
     public subscript(key: String) -> JSONValue? {
         get {
@@ -75,10 +73,6 @@ public struct JSONObject: Sendable, Equatable {
                 entries.append((key, newValue))
             }
         }
-    }
-
-    public func contains(_ key: String) -> Bool {
-        entries.contains { $0.key == key }
     }
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {

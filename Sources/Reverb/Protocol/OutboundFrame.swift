@@ -41,16 +41,6 @@ public struct OutboundFrame: Sendable {
         self.bytes = buffer
     }
 
-    /// Frames an existing payload (copied once).
-    public init(payload: ByteBuffer) {
-        var buffer = ByteBufferAllocator().buffer(capacity: payload.readableBytes + Self.headerRoom)
-        buffer.moveWriterIndex(forwardBy: Self.headerRoom)
-        buffer.moveReaderIndex(forwardBy: Self.headerRoom)
-        var payload = payload
-        buffer.writeBuffer(&payload)
-        self.init(framing: buffer)
-    }
-
     /// The JSON text carried by the frame.
     public var payload: ByteBuffer {
         var copy = bytes

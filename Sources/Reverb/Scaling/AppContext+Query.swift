@@ -43,6 +43,15 @@ struct ClusterChannelView {
     /// Some node did not answer in time (`X-Reverb-Partial: 1`).
     var partial = false
 
+    init() {}
+
+    /// The view of this node's result and its peers' replies, its own first (`scaling.md` §4.4).
+    init(merging local: JSONObject, _ replies: [JSONObject] = [], partial: Bool = false) {
+        merge(local)
+        for reply in replies { merge(reply) }
+        self.partial = partial
+    }
+
     /// Merges one node's `channels` result; the requester's own comes first.
     mutating func merge(_ result: JSONObject) {
         if let count = result["connections"]?.integerValue { connections += count }
@@ -70,7 +79,7 @@ extension ClusterChannelView {
     func snapshot(of name: String, app: AppContext, includeCache: Bool) -> ChannelSnapshot {
         let entry = entries[name] ?? Entry()
         var snapshot = ChannelSnapshot(subscriptionCount: entry.subscriptionCount, users: entry.users, cache: nil)
-        if includeCache { snapshot.cache = app.snapshot(of: name, includeCache: true).cache }
+        if includeCache { snapshot.cache = app.cachedEvent(on: name) }
         return snapshot
     }
 }

@@ -182,11 +182,7 @@ final class ClusterNode: PubSubProvider, Service {
     ) -> EventLoopFuture<ClusterChannelView> {
         eventLoop.makeFutureWithTask {
             let (replies, partial) = await self.query(app: app, request: request)
-            var view = ClusterChannelView()
-            view.merge(local)
-            for reply in replies { view.merge(reply) }
-            view.partial = partial
-            return view
+            return ClusterChannelView(merging: local, replies, partial: partial)
         }
     }
 

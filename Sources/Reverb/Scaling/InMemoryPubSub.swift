@@ -9,9 +9,7 @@ struct InMemoryPubSub: PubSubProvider {
     func gather(
         app: String, request: ClusterQueryRequest, local: JSONObject, on eventLoop: any EventLoop
     ) -> EventLoopFuture<ClusterChannelView> {
-        var view = ClusterChannelView()
-        view.merge(local)
-        return eventLoop.makeSucceededFuture(view)
+        eventLoop.makeSucceededFuture(ClusterChannelView(merging: local))
     }
 
     var isDegraded: Bool { false }

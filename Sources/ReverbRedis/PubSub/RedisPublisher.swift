@@ -35,7 +35,6 @@ public final class RedisPublisher: Sendable {
     public static let defaultQueueByteLimit = 64 * 1024 * 1024
 
     private let loop: RedisReconnectLoop
-    private let tracker: RedisLinkTracker
     private let state = Mutex(State())
     private let dropped = Atomic<Int>(0)
     private let queueCapacity: Int
@@ -63,18 +62,13 @@ public final class RedisPublisher: Sendable {
         self.queueByteLimit = queueByteLimit
         self.logger = logger
         self.role = options.role
-        self.tracker = RedisLinkTracker(options: options, logger: logger, onChange: onLinkStateChange)
         self.loop = RedisReconnectLoop(
-            configuration: configuration,
-            eventLoopGroup: eventLoopGroup,
-            options: options,
-            logger: logger,
-            tracker: tracker
-        )
+            configuration: configuration, eventLoopGroup: eventLoopGroup, options: options, logger: logger,
+            onLinkStateChange: onLinkStateChange)
     }
 
     /// Whether the connection is ready, and since when.
-    public var linkState: RedisLinkState { tracker.link }
+    public var linkState: RedisLinkState { loop.linkState }
 
     /// Messages dropped so far because the queue was full (`reverb_redis_publish_dropped_total`).
     public var droppedMessageCount: Int { dropped.load(ordering: .relaxed) }

@@ -9,6 +9,24 @@ struct RedisReconnectLoop: Sendable {
     let logger: Logger
     let tracker: RedisLinkTracker
 
+    /// A loop reporting its link state to `onLinkStateChange` through a new `tracker`.
+    init(
+        configuration: RedisConnectionConfiguration,
+        eventLoopGroup: any EventLoopGroup,
+        options: RedisClientOptions,
+        logger: Logger,
+        onLinkStateChange: (@Sendable (RedisLinkState) -> Void)?
+    ) {
+        self.configuration = configuration
+        self.eventLoopGroup = eventLoopGroup
+        self.options = options
+        self.logger = logger
+        self.tracker = RedisLinkTracker(options: options, logger: logger, onChange: onLinkStateChange)
+    }
+
+    /// Whether the connection is ready, and since when.
+    var linkState: RedisLinkState { tracker.link }
+
     /// Runs until the task is cancelled.
     ///
     /// - Parameters:

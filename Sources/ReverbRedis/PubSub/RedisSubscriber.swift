@@ -12,7 +12,6 @@ public import NIOPosix
 /// Call `run()` in a long-lived task; cancel that task to stop.
 public final class RedisSubscriber: Sendable {
     private let loop: RedisReconnectLoop
-    private let tracker: RedisLinkTracker
     private let onMessage: @Sendable (RedisPubSubMessage) -> Void
 
     /// The channels subscribed to.
@@ -36,18 +35,13 @@ public final class RedisSubscriber: Sendable {
         precondition(!channels.isEmpty, "RedisSubscriber needs at least one channel")
         self.channels = channels
         self.onMessage = onMessage
-        self.tracker = RedisLinkTracker(options: options, logger: logger, onChange: onLinkStateChange)
         self.loop = RedisReconnectLoop(
-            configuration: configuration,
-            eventLoopGroup: eventLoopGroup,
-            options: options,
-            logger: logger,
-            tracker: tracker
-        )
+            configuration: configuration, eventLoopGroup: eventLoopGroup, options: options, logger: logger,
+            onLinkStateChange: onLinkStateChange)
     }
 
     /// Whether the subscription is in place, and since when.
-    public var linkState: RedisLinkState { tracker.link }
+    public var linkState: RedisLinkState { loop.linkState }
 
     /// Connects, subscribes and delivers messages until the calling task is cancelled. Call it once.
     public func run() async {

@@ -201,34 +201,21 @@ struct RedisSettingsParser {
         }
         if cert != nil, key == nil { problems.append("\(names.tlsCert) is set but \(names.tlsKey) is not") }
         if key != nil, cert == nil { problems.append("\(names.tlsKey) is set but \(names.tlsCert) is not") }
-        var verifyPeer = true
-        if let verify {
-            if let value = Self.boolean(verify.value) {
-                verifyPeer = value
-            } else {
-                problems.append(
-                    "\(verify.source): \"\(verify.value)\" is not a boolean (true/false, 1/0, yes/no, on/off)"
-                )
-            }
-        }
-        var verifyHostname = true
-        if let verifyName {
-            if let value = Self.boolean(verifyName.value) {
-                verifyHostname = value
-            } else {
-                problems.append(
-                    "\(verifyName.source): \"\(verifyName.value)\" is not a boolean (true/false, 1/0, yes/no, on/off)"
-                )
-            }
-        }
         return RedisConnectionConfiguration.TLS(
             caFile: ca?.value,
             certificateFile: cert?.value,
             keyFile: key?.value,
-            verifyPeer: verifyPeer,
+            verifyPeer: parseBoolean(verify, default: true),
             serverName: peerName,
-            verifyHostname: verifyHostname
+            verifyHostname: parseBoolean(verifyName, default: true)
         )
+    }
+
+    private mutating func parseBoolean(_ value: Sourced?, default defaultValue: Bool) -> Bool {
+        guard let value else { return defaultValue }
+        if let boolean = Self.boolean(value.value) { return boolean }
+        problems.append("\(value.source): \"\(value.value)\" is not a boolean (true/false, 1/0, yes/no, on/off)")
+        return defaultValue
     }
 
     private func sourced(_ value: String?, _ source: String) -> Sourced? {

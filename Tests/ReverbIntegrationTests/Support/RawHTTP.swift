@@ -48,17 +48,10 @@ extension TestServer {
         _ method: String, _ path: String, query: [(String, String)] = [], body: String? = nil, app: Application? = nil
     ) async throws -> RawHTTPResponse {
         let app = app ?? self.app
-        var params = query
-        params.append(("auth_key", app.key))
-        params.append(("auth_timestamp", String(Int(unixTime()))))
-        params.append(("auth_version", "1.0"))
-        if let body, !body.isEmpty { params.append(("body_md5", Signature.md5Hex(body))) }
-        params.sort { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
-        let queryString = params.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
         let fullPath = prefix + path
-        let signature = Signature.hmacSHA256Hex(key: app.secret, message: "\(method)\n\(fullPath)\n\(queryString)")
-        let encoded = params.map { "\($0.0)=\(percentEncode($0.1))" }.joined(separator: "&")
-        let target = "\(fullPath)?\(encoded)&auth_signature=\(signature)"
+        let signed = RequestSigner(key: app.key, secret: app.secret).signedQuery(
+            method: method, path: fullPath, parameters: query, body: body ?? "", timestamp: Int64(unixTime()))
+        let target = "\(fullPath)?\(signed)"
         return try await http(RawHTTP.request(method: method, target: target, port: port, body: body))
     }
 
@@ -89,21 +82,4 @@ func unixTime() -> Int {
     var spec = timespec()
     clock_gettime(CLOCK_REALTIME, &spec)
     return Int(spec.tv_sec)
-}
-
-/// Percent-encodes everything but unreserved characters.
-func percentEncode(_ text: String) -> String {
-    var out = ""
-    for byte in text.utf8 {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
-            UInt8(ascii: "~"):
-            out.unicodeScalars.append(Unicode.Scalar(byte))
-        default:
-            let hex = String(byte, radix: 16, uppercase: true)
-            out += "%" + (hex.count == 1 ? "0" : "") + hex
-        }
-    }
-    return out
 }

@@ -180,9 +180,8 @@ extension WebSocketTestClient {
     func auth(
         _ channel: String, channelData: String? = nil, key: String = "reverb-key", secret: String = "reverb-secret"
     ) -> String {
-        var message = "\(socketID):\(channel)"
-        if let channelData, !channelData.isEmpty { message += ":\(channelData)" }
-        return "\(key):" + Signature.hmacSHA256Hex(key: secret, message: message)
+        ChannelAuthorization.auth(
+            key: key, secret: secret, socketID: socketID, channel: channel, channelData: channelData)
     }
 
     /// Signs and subscribes to a private-type channel, expecting the plain succeeded frame.

@@ -27,17 +27,11 @@ struct HTTPAPITests {
             body: ByteBuffer(string: body))
     }
 
-    /// Signs `path` + `query` the way an SDK does and returns the full URI.
-    func signed(_ method: String, _ path: String, query: String = "", body: String = "", signPath: String? = nil)
-        -> String
-    {
-        var parameters = "auth_key=\(Self.app.key)&auth_timestamp=\(Self.timestamp)&auth_version=1.0"
-        if !body.isEmpty { parameters += "&body_md5=\(Signature.md5Hex(body))" }
-        if !query.isEmpty { parameters += "&" + query }
-        let sorted = parameters.split(separator: "&").sorted().joined(separator: "&")
-        let signature = Signature.hmacSHA256Hex(
-            key: Self.app.secret, message: "\(method)\n\(signPath ?? path)\n\(sorted)")
-        return "\(path)?\(parameters)&auth_signature=\(signature)"
+    /// Signs `path` with `RequestSigner`, as every client here does, and returns the full URI.
+    func signed(_ method: String, _ path: String, query: [(String, String)] = [], body: String = "") -> String {
+        let signer = RequestSigner(key: Self.app.key, secret: Self.app.secret)
+        return path + "?"
+            + signer.signedQuery(method: method, path: path, parameters: query, body: body, timestamp: Self.timestamp)
     }
 
     func respond(_ request: HTTPAPIRequest) -> (status: HTTPResponseStatus, body: String) {
@@ -117,7 +111,7 @@ struct HTTPAPITests {
             respond(request("GET", old)) == (
                 .unauthorized, "Timestamp expired: 1353080000 is not within 600 s of server time 1353088179."
             ))
-        let badMD5 = signed("GET", "/apps/3/channels", query: "body_md5=abc")
+        let badMD5 = signed("GET", "/apps/3/channels", query: [("body_md5", "abc")])
         #expect(respond(request("GET", badMD5)).status == .unauthorized)
         let body = #"{"name":"a","channel":"b","data":"c"}"#
         let tampered = signed("POST", "/apps/3/events", body: body)
@@ -195,7 +189,7 @@ struct HTTPAPITests {
     func emptyQueries() {
         #expect(respond(request("GET", signed("GET", "/apps/3/channels"))) == (.ok, #"{"channels":{}}"#))
         #expect(
-            respond(request("GET", signed("GET", "/apps/3/channels/x", query: "info=subscription_count"))) == (
+            respond(request("GET", signed("GET", "/apps/3/channels/x", query: [("info", "subscription_count")]))) == (
                 .ok, #"{"occupied":false}"#
             ))
         #expect(respond(request("GET", signed("GET", "/apps/3/channels/presence-x/users"))) == (.notFound, "{}"))
@@ -207,7 +201,7 @@ struct HTTPAPITests {
         let body = #"{"name":"App\\Events\\TestEvent","channel":"cache-test-channel","data":"{\"foo\":\"bar\"}"}"#
         #expect(respond(request("POST", signed("POST", "/apps/3/events", body: body), body: body)).0 == .ok)
         #expect(
-            respond(request("GET", signed("GET", "/apps/3/channels/cache-test-channel", query: "info=cache")))
+            respond(request("GET", signed("GET", "/apps/3/channels/cache-test-channel", query: [("info", "cache")])))
                 == (
                     .ok,
                     #"{"occupied":false,"cache":{"event":"App\\Events\\TestEvent","data":"{\"foo\":\"bar\"}","channel":"cache-test-channel","ttl":1800}}"#

@@ -104,9 +104,15 @@ struct ChannelAuthorizationTests {
     @Test("spec vectors")
     func vectors() {
         #expect(
-            Signature.hmacSHA256Hex(key: secret, message: "1234.1234:private-foobar")
-                == "58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4")
+            ChannelAuthorization.auth(
+                key: "278d425bdf160c739803", secret: secret, socketID: "1234.1234", channel: "private-foobar")
+                == "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4")
         let data = #"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#
+        #expect(
+            ChannelAuthorization.auth(
+                key: "278d425bdf160c739803", secret: secret, socketID: "1234.1234", channel: "presence-foobar",
+                channelData: data)
+                == "278d425bdf160c739803:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80")
         #expect(
             ChannelAuthorization.verify(
                 auth: "278d425bdf160c739803:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80",
