@@ -34,11 +34,13 @@ struct WebSocketConnectionHandlerTests {
         }
 
         /// A connection through the upgraded pipeline, connected (so the opening sequence has run).
-        func connect(key: String = "key", origin: String? = nil) throws -> Connection {
+        /// - Parameter stall: when given, sits nearest the socket and can hold writes unwritten.
+        func connect(key: String = "key", origin: String? = nil, stall: WriteStall? = nil) throws -> Connection {
             let channel = EmbeddedChannel(loop: loop)
             let handler = WebSocketConnectionHandler(
                 node: node, app: node.app(key: key), origin: origin, logger: node.logger)
             let pipeline = channel.pipeline.syncOperations
+            if let stall { try pipeline.addHandler(stall) }
             try pipeline.addHandler(WebSocketFrameEncoder())
             try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: node.maxFrameSize)))
             try pipeline.addHandler(handler)
@@ -310,6 +312,88 @@ struct WebSocketConnectionHandlerTests {
             #expect(connection.handler.enqueueBroadcast(ByteBuffer(bytes: Self.text("x"))) == .firstSinceFlush)
             connection.handler.flushBroadcasts()
             #expect(try connection.written() == Self.text("x"))
+        }
+    }
+
+    @Test("§1.5 slow consumer whose Close stays behind unread bytes: TCP closes grace + 1 s after the Close")
+    func slowConsumerCloseNeverWritten() throws {
+        try Self.withServer(Self.app()) { server in
+            let stall = WriteStall()
+            let connection = try server.connect(stall: stall)
+            _ = try connection.written()
+            stall.stalled = true
+            connection.channel.isWritable = false
+            connection.channel.pipeline.fireChannelWritabilityChanged()
+            server.loop.advanceTime(by: .seconds(5))
+            #expect(stall.heldWrites > 0)
+            server.loop.advanceTime(by: .milliseconds(5999))
+            #expect(connection.channel.isActive)
+            server.loop.advanceTime(by: .milliseconds(1))
+            #expect(!connection.channel.isActive)
+        }
+    }
+
+    @Test("§1.5 slow consumer: the close timeout restarts, 1 s, once the Close is finally written")
+    func slowConsumerCloseWrittenLate() throws {
+        try Self.withServer(Self.app()) { server in
+            let stall = WriteStall()
+            let connection = try server.connect(stall: stall)
+            _ = try connection.written()
+            stall.stalled = true
+            connection.channel.isWritable = false
+            connection.channel.pipeline.fireChannelWritabilityChanged()
+            server.loop.advanceTime(by: .seconds(5))
+            server.loop.advanceTime(by: .seconds(2))
+            #expect(try connection.written().isEmpty)
+            stall.release()
+            #expect(try connection.written() == Self.close(4100, "Over capacity"))
+            server.loop.advanceTime(by: .milliseconds(999))
+            #expect(connection.channel.isActive)
+            server.loop.advanceTime(by: .milliseconds(1))
+            #expect(!connection.channel.isActive)
+        }
+    }
+
+    /// Holds writes (and their promises) while `stalled`, as a socket whose peer does not read.
+    final class WriteStall: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+
+        var stalled = false
+        private var context: ChannelHandlerContext?
+        private var held: [(data: NIOAny, promise: EventLoopPromise<Void>?)] = []
+
+        var heldWrites: Int { held.count }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            self.context = context
+        }
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if stalled {
+                held.append((data, promise))
+            } else {
+                context.write(data, promise: promise)
+            }
+        }
+
+        func flush(context: ChannelHandlerContext) {
+            if !stalled { context.flush() }
+        }
+
+        /// Writes and flushes everything held; no longer stalls.
+        func release() {
+            stalled = false
+            let writes = held
+            held = []
+            for write in writes { context?.write(write.data, promise: write.promise) }
+            context?.flush()
+        }
+
+        func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+            let writes = held
+            held = []
+            for write in writes { write.promise?.fail(ChannelError.ioOnClosedChannel) }
+            context.close(mode: mode, promise: promise)
         }
     }
 
