@@ -49,6 +49,15 @@ struct WebSocketConnectionHandlerTests {
             return Connection(loop: loop, channel: channel, handler: handler)
         }
 
+        /// A connection past `connection_established` (checked, then discarded).
+        func connectEstablished(stall: WriteStall? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws
+            -> Connection
+        {
+            let connection = try connect(stall: stall)
+            #expect(try connection.written() == connection.established, sourceLocation: sourceLocation)
+            return connection
+        }
+
         func shutDown() {
             for channel in channels { _ = try? channel.finish(acceptAlreadyClosed: true) }
             try? loop.syncShutdownGracefully()
@@ -76,6 +85,20 @@ struct WebSocketConnectionHandlerTests {
 
         func send(text: String) throws {
             try send(0x1, Array(text.utf8))
+        }
+
+        /// Reports the channel's writability as the socket would.
+        func setWritable(_ writable: Bool) {
+            channel.isWritable = writable
+            channel.pipeline.fireChannelWritabilityChanged()
+        }
+
+        /// Moves time on by `delay` and checks TCP closes then, not a millisecond earlier.
+        func expectTCPClose(after delay: TimeAmount, sourceLocation: SourceLocation = #_sourceLocation) {
+            loop.advanceTime(by: delay - .milliseconds(1))
+            #expect(channel.isActive, sourceLocation: sourceLocation)
+            loop.advanceTime(by: .milliseconds(1))
+            #expect(!channel.isActive, sourceLocation: sourceLocation)
         }
 
         /// The keep-alive sweep as the server runs it, with the loop's time.
@@ -192,8 +215,7 @@ struct WebSocketConnectionHandlerTests {
     @Test("§9 idle → pusher:ping at the sweep; unanswered at the next → 4201 and Close 4201")
     func pingThenPrune() throws {
         try Self.withServer(Self.app()) { server in
-            let connection = try server.connect()
-            _ = try connection.written()
+            let connection = try server.connectEstablished()
             server.loop.advanceTime(by: .seconds(59))
             connection.sweep(pingInterval: .seconds(60))
             #expect(try connection.written().isEmpty)
@@ -210,8 +232,7 @@ struct WebSocketConnectionHandlerTests {
     @Test("§9 an answer (here pusher:pong) clears the ping mark; any frame is activity")
     func answerKeepsAlive() throws {
         try Self.withServer(Self.app()) { server in
-            let connection = try server.connect()
-            _ = try connection.written()
+            let connection = try server.connectEstablished()
             server.loop.advanceTime(by: .seconds(60))
             connection.sweep(pingInterval: .seconds(60))
             #expect(try connection.written() == Self.text(Self.ping))
@@ -230,8 +251,7 @@ struct WebSocketConnectionHandlerTests {
     @Test("§9 a client ping frame gets its pong; from then on keep-alive pings are control frames")
     func controlFramePings() throws {
         try Self.withServer(Self.app()) { server in
-            let connection = try server.connect()
-            _ = try connection.written()
+            let connection = try server.connectEstablished()
             try connection.send(0x9, Array("hi".utf8))
             #expect(try connection.written() == Self.serverFrame(0xA, Array("hi".utf8)))
             server.loop.advanceTime(by: .seconds(1))
@@ -245,24 +265,19 @@ struct WebSocketConnectionHandlerTests {
     @Test("§1.5 after our Close data frames are ignored and TCP closes after exactly 1 s")
     func closeTimeout() throws {
         try Self.withServer(Self.app()) { server in
-            let connection = try server.connect()
-            _ = try connection.written()
+            let connection = try server.connectEstablished()
             connection.handler.terminate()
             #expect(try connection.written() == Self.close(1008, "Connection terminated"))
             try connection.send(text: #"{"event":"pusher:ping"}"#)
             #expect(try connection.written().isEmpty)
-            server.loop.advanceTime(by: .milliseconds(999))
-            #expect(connection.channel.isActive)
-            server.loop.advanceTime(by: .milliseconds(1))
-            #expect(!connection.channel.isActive)
+            connection.expectTCPClose(after: .seconds(1))
         }
     }
 
     @Test("§1.5 after our Close the client's Close closes TCP at once")
     func closeAnswered() throws {
         try Self.withServer(Self.app()) { server in
-            let connection = try server.connect()
-            _ = try connection.written()
+            let connection = try server.connectEstablished()
             connection.handler.shutDown()
             #expect(try connection.written() == Self.close(1001, "Server shutting down"))
             try connection.send(0x8, [0x03, 0xE9])
@@ -276,10 +291,8 @@ struct WebSocketConnectionHandlerTests {
     @Test("§1.5 unwritable: reading stops, broadcasts drop, Close 4100 after 5 s, TCP 1 s after the Close")
     func slowConsumer() throws {
         try Self.withServer(Self.app()) { server in
-            let connection = try server.connect()
-            _ = try connection.written()
-            connection.channel.isWritable = false
-            connection.channel.pipeline.fireChannelWritabilityChanged()
+            let connection = try server.connectEstablished()
+            connection.setWritable(false)
             #expect(Self.autoRead(of: connection.channel) == false)
             #expect(connection.handler.enqueueBroadcast(ByteBuffer(bytes: Self.text("x"))) == .dropped)
             #expect(connection.handler.droppedFrames == 1)
@@ -289,23 +302,17 @@ struct WebSocketConnectionHandlerTests {
             #expect(try connection.written() == Self.close(4100, "Over capacity"))
             #expect(connection.handler.enqueueBroadcast(ByteBuffer(bytes: Self.text("x"))) == .notOpen)
             // The embedded channel writes the Close at once, so the 1 s starts now.
-            server.loop.advanceTime(by: .milliseconds(999))
-            #expect(connection.channel.isActive)
-            server.loop.advanceTime(by: .milliseconds(1))
-            #expect(!connection.channel.isActive)
+            connection.expectTCPClose(after: .seconds(1))
         }
     }
 
     @Test("§4.3 writable again within the grace: reading resumes and nothing is closed")
     func slowConsumerRecovers() throws {
         try Self.withServer(Self.app()) { server in
-            let connection = try server.connect()
-            _ = try connection.written()
-            connection.channel.isWritable = false
-            connection.channel.pipeline.fireChannelWritabilityChanged()
+            let connection = try server.connectEstablished()
+            connection.setWritable(false)
             server.loop.advanceTime(by: .seconds(4))
-            connection.channel.isWritable = true
-            connection.channel.pipeline.fireChannelWritabilityChanged()
+            connection.setWritable(true)
             #expect(Self.autoRead(of: connection.channel) == true)
             server.loop.advanceTime(by: .seconds(10))
             #expect(try connection.written().isEmpty)
@@ -318,40 +325,33 @@ struct WebSocketConnectionHandlerTests {
     @Test("§1.5 slow consumer whose Close stays behind unread bytes: TCP closes grace + 1 s after the Close")
     func slowConsumerCloseNeverWritten() throws {
         try Self.withServer(Self.app()) { server in
-            let stall = WriteStall()
-            let connection = try server.connect(stall: stall)
-            _ = try connection.written()
-            stall.stalled = true
-            connection.channel.isWritable = false
-            connection.channel.pipeline.fireChannelWritabilityChanged()
-            server.loop.advanceTime(by: .seconds(5))
+            let (connection, stall) = try Self.closedAsSlowConsumerBehindUnreadBytes(server)
             #expect(stall.heldWrites > 0)
-            server.loop.advanceTime(by: .milliseconds(5999))
-            #expect(connection.channel.isActive)
-            server.loop.advanceTime(by: .milliseconds(1))
-            #expect(!connection.channel.isActive)
+            connection.expectTCPClose(after: .seconds(6))
         }
     }
 
     @Test("§1.5 slow consumer: the close timeout restarts, 1 s, once the Close is finally written")
     func slowConsumerCloseWrittenLate() throws {
         try Self.withServer(Self.app()) { server in
-            let stall = WriteStall()
-            let connection = try server.connect(stall: stall)
-            _ = try connection.written()
-            stall.stalled = true
-            connection.channel.isWritable = false
-            connection.channel.pipeline.fireChannelWritabilityChanged()
-            server.loop.advanceTime(by: .seconds(5))
+            let (connection, stall) = try Self.closedAsSlowConsumerBehindUnreadBytes(server)
             server.loop.advanceTime(by: .seconds(2))
             #expect(try connection.written().isEmpty)
             stall.release()
             #expect(try connection.written() == Self.close(4100, "Over capacity"))
-            server.loop.advanceTime(by: .milliseconds(999))
-            #expect(connection.channel.isActive)
-            server.loop.advanceTime(by: .milliseconds(1))
-            #expect(!connection.channel.isActive)
+            connection.expectTCPClose(after: .seconds(1))
         }
+    }
+
+    /// A connection whose socket holds every write from now on, left unwritable for the whole grace:
+    /// its 4100 Close has just been written, and waits behind what the client has not read.
+    static func closedAsSlowConsumerBehindUnreadBytes(_ server: Server) throws -> (Connection, WriteStall) {
+        let stall = WriteStall()
+        let connection = try server.connectEstablished(stall: stall)
+        stall.stalled = true
+        connection.setWritable(false)
+        server.loop.advanceTime(by: .seconds(5))
+        return (connection, stall)
     }
 
     /// Holds writes (and their promises) while `stalled`, as a socket whose peer does not read.
@@ -408,8 +408,7 @@ struct WebSocketConnectionHandlerTests {
     func rateLimitWindow() throws {
         let limits = Application.RateLimiting(enabled: true, maxAttempts: 2, decaySeconds: 10)
         try Self.withServer(Self.app(rateLimiting: limits)) { server in
-            let connection = try server.connect()
-            _ = try connection.written()
+            let connection = try server.connectEstablished()
             try connection.send(text: Self.ping)
             server.loop.advanceTime(by: .seconds(5))
             try connection.send(text: Self.ping)
@@ -427,8 +426,7 @@ struct WebSocketConnectionHandlerTests {
     func rateLimitTerminates() throws {
         let limits = Application.RateLimiting(enabled: true, maxAttempts: 1, decaySeconds: 60, terminateOnLimit: true)
         try Self.withServer(Self.app(rateLimiting: limits)) { server in
-            let connection = try server.connect()
-            _ = try connection.written()
+            let connection = try server.connectEstablished()
             try connection.send(text: Self.ping)
             try connection.send(text: Self.ping)
             #expect(

@@ -30,68 +30,36 @@ struct WebSocketConnectionStateMachineTests {
 
     // MARK: Opening sequence
 
-    @Test("§1.3 the checks run in order and stop at the first failure")
-    func openingOrder() {
+    /// One opening with the given check results: its action, the checks evaluated, the state after.
+    static func opening(appFound: Bool, slot: Bool, origin: Bool) -> (
+        StateMachine.OpenAction, [String], StateMachine.State
+    ) {
         var calls: [String] = []
         var machine = StateMachine()
-        let noApp = machine.open(
-            now: Self.start, appFound: false,
+        let action = machine.open(
+            now: start, appFound: appFound,
             reserveSlot: {
                 calls.append("slot")
-                return true
+                return slot
             },
             originAllowed: {
                 calls.append("origin")
-                return true
+                return origin
             })
-        #expect(noApp == .fail(.applicationDoesNotExist))
-        #expect(calls.isEmpty)
+        return (action, calls, machine.state)
+    }
 
-        machine = StateMachine()
-        let overQuota = machine.open(
-            now: Self.start, appFound: true,
-            reserveSlot: {
-                calls.append("slot")
-                return false
-            },
-            originAllowed: {
-                calls.append("origin")
-                return true
-            })
-        #expect(overQuota == .fail(.overConnectionQuota))
-        #expect(calls == ["slot"])
-
-        calls = []
-        machine = StateMachine()
-        let badOrigin = machine.open(
-            now: Self.start, appFound: true,
-            reserveSlot: {
-                calls.append("slot")
-                return true
-            },
-            originAllowed: {
-                calls.append("origin")
-                return false
-            })
-        #expect(badOrigin == .fail(.originNotAllowed))
-        #expect(calls == ["slot", "origin"])
-        #expect(machine.state == .opening)
-
-        calls = []
-        machine = StateMachine()
-        let established = machine.open(
-            now: Self.start, appFound: true,
-            reserveSlot: {
-                calls.append("slot")
-                return true
-            },
-            originAllowed: {
-                calls.append("origin")
-                return true
-            })
-        #expect(established == .establish)
-        #expect(machine.state == .open)
-        #expect(calls == ["slot", "origin"])
+    @Test("§1.3 the checks run in order and stop at the first failure")
+    func openingOrder() {
+        let noApp = Self.opening(appFound: false, slot: true, origin: true)
+        #expect(noApp == (.fail(.applicationDoesNotExist), [], .opening))
+        let overQuota = Self.opening(appFound: true, slot: false, origin: true)
+        #expect(overQuota == (.fail(.overConnectionQuota), ["slot"], .opening))
+        let badOrigin = Self.opening(appFound: true, slot: true, origin: false)
+        #expect(badOrigin == (.fail(.originNotAllowed), ["slot", "origin"], .opening))
+        let established = Self.opening(appFound: true, slot: true, origin: true)
+        #expect(established == (.establish, ["slot", "origin"], .open))
+        var machine = Self.opened()
         #expect(machine.open(now: Self.start, appFound: true, reserveSlot: { true }, originAllowed: { true }) == .none)
     }
 
