@@ -150,7 +150,7 @@ public final class ReverbServer: Service, Sendable {
             for inbox in node.fanout.inboxes {
                 tasks.append(
                     inbox.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                        let now = NIODeadline.now()
+                        let now = inbox.eventLoop.now
                         for connection in inbox.loopShard.connections(of: appID) {
                             connection.sweep(now: now, pingInterval: pingInterval)
                         }

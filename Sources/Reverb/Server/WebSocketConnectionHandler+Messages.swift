@@ -4,12 +4,13 @@ import NIOWebSocket
 
 /// Pusher messages: `protocol.md` §2 (processing), §4 (subscriptions), §7 (client events), §10 (rate limit).
 extension WebSocketConnectionHandler {
-    func handleMessage(_ payload: ByteBuffer, isText: Bool) {
+    /// - Parameter now: the event loop's time when the message's last frame was read.
+    func handleMessage(_ payload: ByteBuffer, isText: Bool, now: NIODeadline) {
         guard let app else { return }
         if isText && String(validating: payload.readableBytesView, as: UTF8.self) == nil {
             return close(code: .dataInconsistentWithMessage, reason: "Invalid UTF-8 in text message")
         }
-        if rateLimiter?.admit(now: .now()) == false {
+        if rateLimiter?.admit(now: now) == false {
             send(PusherFrames.error(.rateLimitExceeded))
             if app.application.rateLimiting.terminateOnLimit {
                 close(code: .policyViolation, reason: "Rate limit exceeded")

@@ -11,22 +11,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
-    /// How long a subscriber may stay unwritable (not reading) before it is closed with 4100.
-    static let slowConsumerGracePeriod = TimeAmount.seconds(5)
-    /// How long the server waits for the client's Close after sending its own.
-    static let closeHandshakeTimeout = TimeAmount.seconds(1)
-
     struct Subscription {
         /// `user_id` from stored member data (presence, or signed private `channel_data`).
         var userID: JSONValue?
-    }
-
-    private enum State {
-        case opening
-        case open
-        /// Our Close was sent; data frames are ignored until the client's Close or the timeout.
-        case closing
-        case closed
     }
 
     /// What a broadcast write did.
@@ -51,24 +38,17 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private(set) var socketID = ""
     private var context: ChannelHandlerContext?
     private var rawContext: ChannelHandlerContext?
-    /// The channel's writability as last reported, so the broadcast path reads a field of this
-    /// handler instead of touching the channel object of every recipient.
-    private var writable = true
     private var inbox: ShardInbox?
     private var shard: LoopShard?
-    private var state = State.opening
+    /// The connection's rules; the broadcast path reads its `state` and `isWritable` fields.
+    private(set) var stateMachine = StateMachine()
     var subscriptions: [String: Subscription] = [:]
-    private var lastActivity = NIODeadline.now()
-    private var pinged = false
-    private var controlFramePings = false
     /// Set when the app limits message rates.
     var rateLimiter: RateLimiter?
     private var fragments: (opcode: WebSocketOpcode, buffer: ByteBuffer)?
     private var needsFlush = false
     private var broadcastPending = false
-    private var holdsConnectionSlot = false
-    private var registered = false
-    private var closeTimeout: Scheduled<Void>?
+    private var closeTimer: Scheduled<Void>?
     private var slowConsumerTimer: Scheduled<Void>?
     /// Broadcast frames dropped while the client was not reading.
     private(set) var droppedFrames = 0
@@ -101,57 +81,56 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if state == .opening { open() }
+        open()
         context.fireChannelActive()
     }
 
     private func open() {
-        guard state == .opening else { return }
-        guard let app else { return fail(.applicationDoesNotExist) }
-        guard app.reserveConnection() else { return fail(.overConnectionQuota) }
-        holdsConnectionSlot = true
-        guard OriginPolicy.allows(origin: origin, patterns: app.application.allowedOrigins) else {
-            return fail(.originNotAllowed)
+        guard let context else { return }
+        let action = stateMachine.open(
+            now: context.eventLoop.now, appFound: app != nil,
+            reserveSlot: { app?.reserveConnection() ?? false },
+            originAllowed: { OriginPolicy.allows(origin: origin, patterns: app?.application.allowedOrigins ?? []) })
+        switch action {
+        case .none:
+            return
+        case .fail(let error):
+            fail(error)
+        case .establish:
+            guard let app else { return }
+            socketID = node.allocateSocketID()
+            shard?.add(self, appID: app.id)
+            send(
+                PusherFrames.connectionEstablished(socketID: socketID, activityTimeout: app.application.activityTimeout)
+            )
+            flushIfNeeded()
+            log(.debug, "Connection established")
         }
-        socketID = node.allocateSocketID()
-        shard?.add(self, appID: app.id)
-        registered = true
-        state = .open
-        lastActivity = .now()
-        send(PusherFrames.connectionEstablished(socketID: socketID, activityTimeout: app.application.activityTimeout))
-        flushIfNeeded()
-        log(.debug, "Connection established")
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        state = .closed
-        closeTimeout?.cancel()
+        closeTimer?.cancel()
         slowConsumerTimer?.cancel()
-        releaseEverything()
+        tearDown(stateMachine.channelInactive())
         log(.debug, "Connection closed")
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        releaseEverything()
+        tearDown(stateMachine.handlerRemoved())
         self.context = nil
         self.rawContext = nil
     }
 
-    /// Unsubscribes from every channel and gives back the socket id and the connection slot.
-    private func releaseEverything() {
-        if let app {
-            for channel in Array(subscriptions.keys) { unsubscribe(channel: channel, app: app) }
-        }
-        if registered, let app {
-            registered = false
+    /// Unsubscribes from every channel and gives back what the state machine says is still held.
+    private func tearDown(_ teardown: StateMachine.Teardown) {
+        guard let app else { return }
+        for channel in Array(subscriptions.keys) { unsubscribe(channel: channel, app: app) }
+        if teardown.unregister {
             shard?.remove(self, appID: app.id)
             node.releaseSocketID(socketID)
         }
-        if holdsConnectionSlot {
-            holdsConnectionSlot = false
-            app?.releaseConnection()
-        }
+        if teardown.releaseConnectionSlot { app.releaseConnection() }
     }
 
     /// Sends a `pusher:error` and closes with the same code and message (4001, 4004, 4009, 4201).
@@ -161,38 +140,38 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     /// Sends a Close frame, leaves every channel, and closes TCP on the client's Close or after 1 s.
-    /// - Parameter timeoutAfterWritten: when set, the 1 s starts once the Close frame is written to
-    ///   the socket, within at most this long.
-    func close(code: WebSocketErrorCode, reason: String, timeoutAfterWritten: TimeAmount? = nil) {
-        guard let context, state == .opening || state == .open else { return }
-        log(.debug, "Closing connection", ["code": "\(code)", "reason": "\(reason)"])
-        state = .closing
-        releaseEverything()
-        var payload = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
-        payload.write(webSocketErrorCode: code)
-        payload.writeString(reason)
-        let loop = context.eventLoop.assumeIsolated()
-        guard let cap = timeoutAfterWritten else {
-            context.writeAndFlush(
-                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)), promise: nil)
-            needsFlush = false
-            closeTimeout = loop.scheduleTask(in: Self.closeHandshakeTimeout) { [weak self] in
-                self?.context?.close(promise: nil)
-            }
+    func close(code: WebSocketErrorCode, reason: String) {
+        guard let context, let action = stateMachine.close(code: code, reason: reason, now: context.eventLoop.now)
+        else { return }
+        perform(action, context: context)
+    }
+
+    private func perform(_ action: StateMachine.CloseAction, context: ChannelHandlerContext) {
+        log(.debug, "Closing connection", ["code": "\(action.code)", "reason": "\(action.reason)"])
+        tearDown(action.teardown)
+        var payload = context.channel.allocator.buffer(capacity: 2 + action.reason.utf8.count)
+        payload.write(webSocketErrorCode: action.code)
+        payload.writeString(action.reason)
+        let frame = wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload))
+        needsFlush = false
+        scheduleCloseTimer(at: action.closeTimeout, context: context)
+        guard action.restartTimeoutWhenWritten else {
+            context.writeAndFlush(frame, promise: nil)
             return
         }
-        let written = context.writeAndFlush(
-            wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)))
-        needsFlush = false
-        closeTimeout = loop.scheduleTask(in: cap + Self.closeHandshakeTimeout) { [weak self] in
-            self?.context?.close(promise: nil)
+        context.writeAndFlush(frame).assumeIsolated().whenSuccess { [weak self] in
+            guard let self, let context = self.context,
+                let deadline = self.stateMachine.closeFrameWritten(now: context.eventLoop.now)
+            else { return }
+            self.scheduleCloseTimer(at: deadline, context: context)
         }
-        written.assumeIsolated().whenSuccess { [weak self] in
-            guard let self, self.state == .closing else { return }
-            self.closeTimeout?.cancel()
-            self.closeTimeout = loop.scheduleTask(in: Self.closeHandshakeTimeout) { [weak self] in
-                self?.context?.close(promise: nil)
-            }
+    }
+
+    private func scheduleCloseTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        closeTimer?.cancel()
+        closeTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self, let context = self.context else { return }
+            if self.stateMachine.closeTimeoutFired(now: context.eventLoop.now) { context.close(promise: nil) }
         }
     }
 
@@ -238,10 +217,10 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     /// Writes a broadcast frame without flushing; the drain flushes once per connection.
     func enqueueBroadcast(_ bytes: ByteBuffer) -> BroadcastWrite {
-        guard state == .open, let rawContext else { return .notOpen }
-        guard writable else {
+        guard stateMachine.state == .open, let rawContext else { return .notOpen }
+        guard stateMachine.isWritable else {
             droppedFrames += 1
-            startSlowConsumerTimer()
+            apply(stateMachine.broadcastDropped(now: rawContext.eventLoop.now))
             return .dropped
         }
         rawContext.write(NIOAny(bytes), promise: nil)
@@ -257,33 +236,29 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        writable = context.channel.isWritable
-        if writable {
-            slowConsumerTimer?.cancel()
-            slowConsumerTimer = nil
-        } else {
-            startSlowConsumerTimer()
-        }
-        // A client that sends but does not read (a ping flood) would otherwise queue replies
-        // without bound: stop reading from it until it catches up.
-        try? context.channel.syncOptions?.setOption(.autoRead, value: writable)
+        let action = stateMachine.writabilityChanged(isWritable: context.channel.isWritable, now: context.eventLoop.now)
+        apply(action.slowConsumerTimer)
+        try? context.channel.syncOptions?.setOption(.autoRead, value: action.autoRead)
         context.fireChannelWritabilityChanged()
     }
 
-    private func startSlowConsumerTimer() {
-        guard slowConsumerTimer == nil, let context else { return }
-        slowConsumerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.slowConsumerGracePeriod) {
-            [weak self] in
-            guard let self, self.context != nil else { return }
-            self.slowConsumerTimer = nil
-            guard !self.writable else { return }
-            self.log(.info, "Closing slow consumer", ["dropped_frames": "\(self.droppedFrames)"])
-            // Nothing more is written behind the Close; what NIO and the kernel already hold goes
-            // first, so the close timeout starts once the Close itself has left (bounded by the
-            // grace period), and the client sees 4100 rather than a dropped connection.
-            self.close(
-                code: WebSocketErrorCode(codeNumber: 4100), reason: "Over capacity",
-                timeoutAfterWritten: Self.slowConsumerGracePeriod)
+    private func apply(_ change: StateMachine.TimerChange) {
+        switch change {
+        case .none:
+            break
+        case .cancel:
+            slowConsumerTimer?.cancel()
+            slowConsumerTimer = nil
+        case .start(let deadline):
+            guard let context else { return }
+            slowConsumerTimer?.cancel()
+            slowConsumerTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+                guard let self, let context = self.context else { return }
+                self.slowConsumerTimer = nil
+                guard let action = self.stateMachine.slowConsumerTimerFired(now: context.eventLoop.now) else { return }
+                self.log(.info, "Closing slow consumer", ["dropped_frames": "\(self.droppedFrames)"])
+                self.perform(action, context: context)
+            }
         }
     }
 
@@ -291,35 +266,33 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        switch state {
-        case .opening, .closed:
+        let now = context.eventLoop.now
+        switch stateMachine.frameReceived(opcode: frame.opcode, now: now) {
+        case .ignore:
             return
-        case .closing:
-            if frame.opcode == .connectionClose { context.close(promise: nil) }
+        case .closeChannel:
+            context.close(promise: nil)
             return
-        case .open:
+        case .process:
             break
         }
-        lastActivity = .now()
-        pinged = false
         guard frame.maskKey != nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
             return close(code: .protocolError, reason: "Protocol error")
         }
         switch frame.opcode {
         case .ping:
-            controlFramePings = true
             context.write(
                 wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
             needsFlush = true
         case .pong:
-            controlFramePings = true
+            break
         case .connectionClose:
             receivedClose(frame, context: context)
         case .text, .binary:
             guard fragments == nil else { return close(code: .protocolError, reason: "Expected a continuation frame") }
             guard frame.length <= maxMessageSize else { return messageTooLarge() }
             if frame.fin {
-                handleMessage(frame.unmaskedData, isText: frame.opcode == .text)
+                handleMessage(frame.unmaskedData, isText: frame.opcode == .text, now: now)
             } else {
                 fragments = (frame.opcode, frame.unmaskedData)
             }
@@ -332,7 +305,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             var data = frame.unmaskedData
             pending.buffer.writeBuffer(&data)
             if frame.fin {
-                handleMessage(pending.buffer, isText: pending.opcode == .text)
+                handleMessage(pending.buffer, isText: pending.opcode == .text, now: now)
             } else {
                 fragments = pending
             }
@@ -347,7 +320,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard state == .open else {
+        guard stateMachine.state == .open else {
             context.close(promise: nil)
             return
         }
@@ -415,19 +388,19 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     // MARK: Keep-alive
 
     /// One keep-alive sweep (`protocol.md` §9): prune if an earlier sweep pinged, else ping when idle.
+    /// - Parameter now: the time of this connection's event loop.
     func sweep(now: NIODeadline, pingInterval: TimeAmount) {
-        guard state == .open else { return }
-        if pinged {
+        switch stateMachine.sweep(now: now, pingInterval: pingInterval) {
+        case .none:
+            return
+        case .prune:
             log(.debug, "Pruning connection: pong not received")
             fail(.pongNotReceived)
-            return
-        }
-        guard now - lastActivity >= pingInterval else { return }
-        pinged = true
-        if controlFramePings, let context {
-            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer())), promise: nil)
+        case .ping(controlFrame: true):
+            context?.write(
+                wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer())), promise: nil)
             needsFlush = true
-        } else {
+        case .ping(controlFrame: false):
             send(PusherFrames.ping)
         }
         flushIfNeeded()
