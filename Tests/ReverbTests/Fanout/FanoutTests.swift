@@ -41,7 +41,8 @@ private struct Subscriber {
 
     func subscribe(_ channel: String) throws {
         handler.handleMessage(
-            ByteBuffer(string: #"{"event":"pusher:subscribe","data":{"channel":"\#(channel)"}}"#), isText: true)
+            ByteBuffer(string: #"{"event":"pusher:subscribe","data":{"channel":"\#(channel)"}}"#), isText: true,
+            now: self.channel.eventLoop.now)
         handler.flushPending()
         let succeeded = try received()
         #expect(
