@@ -47,7 +47,14 @@ final class HTTPAPI: Sendable {
         }
         switch answer(request, route: route, app: app) {
         case .now(let response):
-            return eventLoop.makeSucceededFuture(response)
+            guard route.publishes, app.fanout.backlog.isOverloaded else {
+                return eventLoop.makeSucceededFuture(response)
+            }
+            // Delivery is behind (`style.md` §4.7): the answer waits until the shards catch up, so
+            // a publisher sends its next event only then and overload never becomes a queue.
+            let promise = eventLoop.makePromise(of: HTTPResponse.self)
+            app.fanout.backlog.whenDrained(on: eventLoop) { promise.succeed(response) }
+            return promise.futureResult
         case .afterQuery(let query, let build):
             let local = app.localQueryResult(query)
             return pubSub.gather(app: app.id, request: query, local: local, on: eventLoop).map { view in

@@ -14,6 +14,14 @@ enum Route: Equatable {
     case terminateUserConnectionsByKey(userID: String)
 
     /// Methods the route accepts (`HEAD` wherever `GET` is, except the WebSocket endpoint).
+    /// Whether a request to this route publishes events (and so waits out a fan-out backlog).
+    var publishes: Bool {
+        switch self {
+        case .events, .batchEvents: return true
+        default: return false
+        }
+    }
+
     var allowedMethods: [String] {
         switch self {
         case .webSocket: return ["GET"]

@@ -7,7 +7,10 @@ extension WebSocketConnectionHandler {
     /// - Parameter now: the event loop's time when the message's last frame was read.
     func handleMessage(_ payload: ByteBuffer, isText: Bool, now: NIODeadline) {
         guard let app else { return }
-        if isText && String(validating: payload.readableBytesView, as: UTF8.self) == nil {
+        let parsed = ClientMessage.parse(payload.readableBytesView)
+        // A message that parses is valid UTF-8 (the parser validates every string and accepts only
+        // ASCII outside them), so the text is validated on its own only when parsing failed.
+        if isText, case .failure = parsed, String(validating: payload.readableBytesView, as: UTF8.self) == nil {
             return close(code: .dataInconsistentWithMessage, reason: "Invalid UTF-8 in text message")
         }
         if rateLimiter?.admit(now: now) == false {
@@ -18,7 +21,7 @@ extension WebSocketConnectionHandler {
             return
         }
         log(.debug, "Message received", ["message": "\(String(buffer: payload))"])
-        switch ClientMessage.parse(payload.readableBytesView) {
+        switch parsed {
         case .failure(let error):
             send(PusherFrames.error(error))
         case .success(let message):

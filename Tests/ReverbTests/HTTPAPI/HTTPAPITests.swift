@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -120,6 +121,27 @@ struct HTTPAPITests {
                 .unauthorized, "Authentication signature invalid."
             ))
         #expect(respond(request("GET", "/apps/9/channels")) == (.notFound, "No matching application for ID [9]."))
+    }
+
+    @Test("while the fan-out backlog is over its high-water mark, an event's answer waits for it to drain")
+    func publishWaitsOutTheBacklog() throws {
+        let body = #"{"name":"e","channel":"c","data":"x"}"#
+        let publish = request("POST", signed("POST", "/apps/3/events", body: body), body: body)
+        let backlog = try #require(api.apps.app(id: "3")).fanout.backlog
+        backlog.add(backlog.highWaterMark + 1)
+        let waiting = api.respond(to: publish, route: .events(appID: "3"), eventLoop: loop)
+        let query = request("GET", signed("GET", "/apps/3/connections"))
+        let answered = api.respond(to: query, route: .connections(appID: "3"), eventLoop: loop)
+        loop.run()
+        #expect(throws: Never.self) { try answered.wait() }
+        let done = NIOLockedValueBox(false)
+        waiting.whenSuccess { _ in done.withLockedValue { $0 = true } }
+        loop.run()
+        #expect(!done.withLockedValue { $0 })
+        backlog.remove(backlog.highWaterMark + 1)
+        loop.run()
+        #expect(done.withLockedValue { $0 })
+        #expect(try waiting.wait().status == .ok)
     }
 
     @Test("body and field validation")
