@@ -27,8 +27,11 @@ struct ChannelDirectoryState {
     mutating func subscribe(
         channel name: String, socketID: String, member: PresenceMember?, isCache: Bool, now: NIODeadline
     ) -> SubscribeOutcome {
+        // Taken out of the dictionary, so the sets below are uniquely referenced and change in
+        // place: with the dictionary still holding it, every insert would copy the whole set
+        // (O(subscribers) per subscribe, quadratic for a busy channel).
         var channel =
-            channels[name]
+            channels.removeValue(forKey: name)
             ?? { () -> Channel in
                 sequence += 1
                 return Channel(createdSequence: sequence)
@@ -71,7 +74,10 @@ struct ChannelDirectoryState {
     mutating func unsubscribe(channel name: String, socketID: String, now: NIODeadline) -> (
         wasSubscribed: Bool, removedUserID: JSONValue?
     ) {
-        guard var channel = channels[name], channel.subscribers.remove(socketID) != nil else {
+        // Taken out of the dictionary so that the removal does not copy the set (see `subscribe`).
+        guard var channel = channels.removeValue(forKey: name) else { return (false, nil) }
+        guard channel.subscribers.remove(socketID) != nil else {
+            channels[name] = channel
             return (false, nil)
         }
         var removed: JSONValue?
@@ -82,7 +88,6 @@ struct ChannelDirectoryState {
             }
         }
         if channel.subscribers.isEmpty {
-            channels[name] = nil
             if cache[name] != nil { emptiedAt[name] = now }
         } else {
             channels[name] = channel
