@@ -38,6 +38,8 @@ public final class ReverbServer: Service, Sendable {
     }
 
     let runtime: ServerRuntime
+    /// Open plain-HTTP connections, quiesced on shutdown.
+    let httpConnections: HTTPConnectionRegistry
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State.idle)
     private let onListening: (@Sendable (SocketAddress) -> Void)?
@@ -56,6 +58,7 @@ public final class ReverbServer: Service, Sendable {
         var loops: [any EventLoop] = []
         for loop in eventLoopGroup.makeIterator() { loops.append(loop) }
         self.runtime = ServerRuntime(configuration: configuration, eventLoops: loops, logger: logger)
+        self.httpConnections = HTTPConnectionRegistry(eventLoops: loops)
     }
 
     public var configuration: ReverbConfiguration { runtime.configuration }
@@ -73,6 +76,7 @@ public final class ReverbServer: Service, Sendable {
     public func start() async throws -> SocketAddress {
         let server = configuration.server
         let runtime = self.runtime
+        let connections = httpConnections
         let tlsContext = try server.tls.map(TLSContextFactory.makeServerContext)
         let cluster = try makeCluster()
         let bootstrap = ServerBootstrap(group: group)
@@ -88,7 +92,8 @@ public final class ReverbServer: Service, Sendable {
                     if let tlsContext {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
                     }
-                    try ReverbServer.configurePipeline(channel.pipeline.syncOperations, runtime: runtime)
+                    try ReverbServer.configurePipeline(
+                        channel.pipeline.syncOperations, runtime: runtime, connections: connections)
                 }
             }
         let channel: any Channel
@@ -135,7 +140,10 @@ public final class ReverbServer: Service, Sendable {
         return "\(error)"
     }
 
-    static func configurePipeline(_ pipeline: ChannelPipeline.SynchronousOperations, runtime: ServerRuntime) throws {
+    static func configurePipeline(
+        _ pipeline: ChannelPipeline.SynchronousOperations, runtime: ServerRuntime,
+        connections: HTTPConnectionRegistry? = nil
+    ) throws {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = max(1024, runtime.configuration.server.maxRequestSize)
         limits.maxHeaderFieldSize = limits.maxHeaderListSize
@@ -147,7 +155,8 @@ public final class ReverbServer: Service, Sendable {
         try pipeline.addHandler(decoder)
         try pipeline.addHandler(pipelining)
         try pipeline.addHandler(
-            HTTPServerHandler(server: runtime, upgradeHandlers: [pipelining, encoder, decoder]))
+            HTTPServerHandler(
+                server: runtime, upgradeHandlers: [pipelining, encoder, decoder], connections: connections))
     }
 
     /// One repeated sweep per app per event loop, every min(60, ping_interval) seconds (`protocol.md` §9).
@@ -200,7 +209,8 @@ public final class ReverbServer: Service, Sendable {
         await shutdown()
     }
 
-    /// Stops accepting, closes every WebSocket connection with 1001 and waits briefly for them to go.
+    /// Stops accepting, lets plain-HTTP connections finish the request in flight (at most 5 s),
+    /// closes every WebSocket connection with 1001 and waits briefly for them to go.
     public func shutdown() async {
         let previous = state.withLockedValue { state -> State in
             let previous = state
@@ -210,6 +220,7 @@ public final class ReverbServer: Service, Sendable {
         guard case .started(let channel, let sweeps, let clusterTask) = previous else { return }
         for sweep in sweeps { sweep.cancel() }
         try? await channel.close()
+        await httpConnections.quiesceAll(timeout: .seconds(5))
         if let cluster = runtime.node.cluster { await cluster.leave() }
         let closing = runtime.node.inboxes.map { inbox in
             inbox.submit { shard -> Int in
