@@ -10,9 +10,11 @@ import NIOHTTP1
 ///   a complete request; so an idle connection and a request still incomplete when it passes are both
 ///   closed without a response. Time is passed in, never read.
 /// - Keep-alive: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`;
-///   pipelined requests arrive one at a time (NIO's `HTTPServerPipelineHandler` holds the rest).
+///   pipelined requests arrive one at a time (NIO's `HTTPServerPipelineHandler` holds the rest, and
+///   asks for no input while a response is outstanding, so it holds at most one read's worth).
 /// - Back-pressure: while the channel is unwritable, read requests are held, so a client that sends
-///   requests without reading the replies stops being read instead of queueing replies without bound.
+///   requests without reading the replies stops being read instead of queueing replies without bound:
+///   replies waiting in NIO stay near the 64 KiB high mark plus the answers to one read.
 /// - Quiescing: an idle connection closes at once; one with a request in flight answers it with
 ///   `Connection: close`, then closes.
 struct HTTPConnectionStateMachine {
