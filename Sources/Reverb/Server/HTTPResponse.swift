@@ -81,3 +81,11 @@ enum HTTPDate {
 
 /// Validation helpers fail with the response to send.
 extension HTTPResponse: Error {}
+
+extension HTTPResponse: Equatable {
+    static func == (lhs: HTTPResponse, rhs: HTTPResponse) -> Bool {
+        lhs.status == rhs.status && lhs.contentType == rhs.contentType && lhs.body == rhs.body
+            && lhs.closeConnection == rhs.closeConnection
+            && lhs.extraHeaders.elementsEqual(rhs.extraHeaders) { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
+}

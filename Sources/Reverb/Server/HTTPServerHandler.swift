@@ -3,200 +3,174 @@ import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 
-/// Plain HTTP on the shared listener: request size limits, idle and slow-sender timeouts, keep-alive,
-/// the `/up` and HTTP API routes, and the switch to WebSocket for `{prefix}/app/{key}`.
-final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Plain HTTP on the shared listener: carries out what `HTTPConnectionStateMachine` decides (size
+/// limits, idle and slow-sender timeouts, keep-alive, back-pressure, quiescing), answers the `/up`
+/// and HTTP API routes, and switches to WebSocket for `{prefix}/app/{key}`.
+final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
-
-    /// Idle connections, and requests still incomplete, are closed after this long.
-    static let idleTimeout = TimeAmount.seconds(15)
-
-    private enum State {
-        case idle
-        case receiving(head: HTTPRequestHead, route: Route?, body: ByteBuffer, size: Int)
-        case upgrading(head: HTTPRequestHead, key: String, headers: HTTPHeaders)
-        case responding
-        /// A response that closes the connection was sent; input is ignored.
-        case closing
-    }
 
     private let server: Node
     private let logger: Logger
-    private var state = State.idle
+    private var machine: HTTPConnectionStateMachine
     private var idleTimer: Scheduled<Void>?
     private let upgradeHandlers: [any RemovableChannelHandler]
+    private let connections: HTTPConnectionRegistry?
+    private var context: ChannelHandlerContext?
 
-    /// - Parameter upgradeHandlers: the HTTP handlers to remove when switching to WebSocket, the
-    ///   request decoder last (it forwards bytes that arrived with the request head).
-    init(server: Node, upgradeHandlers: [any RemovableChannelHandler]) {
+    /// - Parameters:
+    ///   - upgradeHandlers: the HTTP handlers to remove when switching to WebSocket, the request
+    ///     decoder last (it forwards bytes that arrived with the request head).
+    ///   - connections: where the handler registers while it serves HTTP, for graceful shutdown.
+    init(
+        server: Node, upgradeHandlers: [any RemovableChannelHandler],
+        connections: HTTPConnectionRegistry? = nil
+    ) {
         self.server = server
         self.logger = server.logger
         self.upgradeHandlers = upgradeHandlers
+        self.connections = connections
+        self.machine = HTTPConnectionStateMachine(
+            configuration: .init(
+                maxRequestSize: server.configuration.server.maxRequestSize, prefixSegments: server.prefixSegments))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { armIdleTimer(context: context) }
+        self.context = context
+        connections?.add(self, on: context.eventLoop)
+        if context.channel.isActive { perform(machine.channelActive(now: context.eventLoop.now), context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        armIdleTimer(context: context)
+        perform(machine.channelActive(now: context.eventLoop.now), context: context)
         context.fireChannelActive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        connections?.remove(self, on: context.eventLoop)
         idleTimer?.cancel()
+        idleTimer = nil
+        perform(machine.handlerRemoved(), context: context)
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
+        perform(machine.channelInactive(), context: context)
         context.fireChannelInactive()
     }
 
-    private func armIdleTimer(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.idleTimeout) {
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let now = context.eventLoop.now
+        switch unwrapInboundIn(data) {
+        case .head(let head): perform(machine.receivedHead(head, now: now), context: context)
+        case .body(let chunk): perform(machine.receivedBody(chunk, now: now), context: context)
+        case .end: perform(machine.receivedEnd(now: now), context: context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        perform(machine.errorCaught(error, now: context.eventLoop.now), context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        perform(machine.writabilityChanged(isWritable: context.channel.isWritable), context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        perform(machine.readRequested(), context: context)
+    }
+
+    /// Graceful shutdown (on the channel's loop): closes when idle, else after the response in flight.
+    /// - Returns: the channel's close future; nil outside a pipeline.
+    func quiesce() -> EventLoopFuture<Void>? {
+        guard let context else { return nil }
+        perform(machine.quiesce(), context: context)
+        return context.channel.closeFuture
+    }
+
+    // MARK: Actions
+
+    private func perform(_ action: HTTPConnectionStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .sendContinue(let version):
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
+        case .dispatch(let head, let route, let body):
+            cancelIdleTimer()
+            dispatch(head: head, route: route, body: body, context: context)
+        case .respond(let response, let version, let keepAlive, let withBody, let deadline):
+            write(response, version: version, keepAlive: keepAlive, withBody: withBody, context: context)
+            armIdleTimer(deadline: deadline, context: context)
+        case .startUpgrade(let head, let key, let headers):
+            cancelIdleTimer()
+            // The HTTP decoder is still inside its decode call; switching protocols after it
+            // returns lets it hand over the bytes that came with the request head intact.
+            context.eventLoop.assumeIsolated().execute {
+                self.upgrade(head: head, key: key, headers: headers, context: context)
+            }
+        case .armIdleTimer(let deadline):
+            armIdleTimer(deadline: deadline, context: context)
+        case .cancelIdleTimer:
+            cancelIdleTimer()
+        case .read:
+            context.read()
+        case .close:
+            cancelIdleTimer()
             context.close(promise: nil)
         }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            receivedHead(head, context: context)
-        case .body(var chunk):
-            guard case .receiving(let head, let route, var body, let size) = state else { return }
-            let newSize = size + chunk.readableBytes
-            guard newSize <= server.configuration.server.maxRequestSize else {
-                return respond(.payloadTooLarge, to: head, context: context, forceClose: true)
-            }
-            state = .responding
-            body.writeBuffer(&chunk)
-            state = .receiving(head: head, route: route, body: body, size: newSize)
-        case .end:
-            idleTimer?.cancel()
-            switch state {
-            case .receiving(let head, let route, let body, _):
-                state = .responding
-                dispatch(head: head, route: route, body: body, context: context)
-            case .upgrading(let head, let key, let headers):
-                // The HTTP decoder is still inside its decode call; switching protocols after it
-                // returns lets it hand over the bytes that came with the request head intact.
-                state = .closing
-                context.eventLoop.assumeIsolated().execute {
-                    self.upgrade(head: head, key: key, headers: headers, context: context)
-                }
-            case .idle, .responding, .closing:
-                break
-            }
+    private func armIdleTimer(deadline: NIODeadline, context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.idleTimer = nil
+            self.perform(self.machine.idleTimerFired(now: context.eventLoop.now), context: context)
         }
     }
 
-    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        guard case .idle = state else { return }
-        let limit = server.configuration.server.maxRequestSize
-        let headSize = Self.estimatedSize(of: head)
-        guard headSize <= limit else { return respond(.payloadTooLarge, to: head, context: context, forceClose: true) }
-        if let length = head.headers.first(name: "content-length").flatMap(Int.init), headSize + length > limit {
-            return respond(.payloadTooLarge, to: head, context: context, forceClose: true)
-        }
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        let route = Route.match(path: path, prefixSegments: server.prefixSegments)
-        if case .webSocket(let key)? = route {
-            switch WebSocketHandshake.validate(head) {
-            case .failure(let refusal):
-                return respond(refusal, to: head, context: context, forceClose: true)
-            case .success(let headers):
-                state = .upgrading(head: head, key: key, headers: headers)
-                return
-            }
-        }
-        if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))))
-                .whenFailure { _ in }
-        }
-        state = .receiving(
-            head: head, route: route, body: context.channel.allocator.buffer(capacity: 0), size: headSize)
+    private func cancelIdleTimer() {
+        idleTimer?.cancel()
+        idleTimer = nil
     }
 
-    /// Request line + headers as sent, approximately: what counts against `max_request_size`.
-    static func estimatedSize(of head: HTTPRequestHead) -> Int {
-        var size = head.method.rawValue.utf8.count + head.uri.utf8.count + 12
-        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
-        return size + 2
-    }
-
-    private func dispatch(head: HTTPRequestHead, route: Route?, body: ByteBuffer, context: ChannelHandlerContext) {
-        guard let route else { return respond(.notFound, to: head, context: context) }
-        guard route.allowedMethods.contains(head.method.rawValue) else {
-            return respond(.methodNotAllowed(allow: route.allowedMethods), to: head, context: context)
-        }
+    private func dispatch(head: HTTPRequestHead, route: Route, body: ByteBuffer, context: ChannelHandlerContext) {
         let request = HTTPAPIRequest(head: head, body: body)
         let future = server.httpAPI.respond(to: request, route: route, eventLoop: context.eventLoop)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         future.whenComplete { result in
             let (handler, context) = loopBound.value
+            let response: HTTPResponse
             switch result {
-            case .success(let response):
-                handler.respond(response, to: head, context: context)
+            case .success(let answer):
+                response = answer
             case .failure(let error):
                 handler.logger.error("HTTP API failure", metadata: ["error": "\(error)", "route": "\(route.template)"])
-                handler.respond(.internalError, to: head, context: context)
+                response = .internalError
             }
+            handler.perform(handler.machine.responseReady(response, now: context.eventLoop.now), context: context)
         }
     }
 
-    private func respond(
-        _ response: HTTPResponse, to head: HTTPRequestHead, context: ChannelHandlerContext, forceClose: Bool = false
+    private func write(
+        _ response: HTTPResponse, version: HTTPVersion, keepAlive: Bool, withBody: Bool, context: ChannelHandlerContext
     ) {
-        let keepAlive = head.isKeepAlive && !forceClose && !response.closeConnection
-        state = keepAlive ? .idle : .closing
-        context.write(wrapOutboundOut(.head(response.head(version: head.version, keepAlive: keepAlive))), promise: nil)
-        if head.method != .HEAD && response.body.readableBytes > 0 {
+        context.write(wrapOutboundOut(.head(response.head(version: version, keepAlive: keepAlive))), promise: nil)
+        if withBody && response.body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if keepAlive {
-            armIdleTimer(context: context)
-        } else {
-            idleTimer?.cancel()
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Only a malformed request gets an answer; a reset connection or a failed TLS handshake
-        // has nobody to answer (and the pipelining handler allows a response only for the former).
-        guard error is HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
-        switch state {
-        case .idle, .receiving:
-            let response: HTTPResponse
-            if let parserError = error as? HTTPParserError, parserError == .headerOverflow {
-                response = .payloadTooLarge
-            } else {
-                response = .badRequest
-            }
-            state = .closing
-            var head = response.head(version: .http1_1, keepAlive: false)
-            head.headers.replaceOrAdd(name: "Connection", value: "close")
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-        case .upgrading, .responding, .closing:
-            context.close(promise: nil)
+        guard !keepAlive else { return context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            self.perform(self.machine.closingResponseWritten(), context: context)
         }
     }
 
     // MARK: WebSocket upgrade
 
     private func upgrade(head: HTTPRequestHead, key: String, headers: HTTPHeaders, context: ChannelHandlerContext) {
-        state = .closing
-        idleTimer?.cancel()
         let channel = context.channel
         let pipeline = channel.pipeline.syncOperations
         context.writeAndFlush(

@@ -41,6 +41,8 @@ public final class ReverbServer: Service, Sendable {
     static let shutdownDrainTimeout = Duration.seconds(2)
 
     let node: Node
+    /// Open plain-HTTP connections, quiesced on shutdown.
+    let httpConnections: HTTPConnectionRegistry
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State.idle)
     private let onListening: (@Sendable (SocketAddress) -> Void)?
@@ -59,6 +61,9 @@ public final class ReverbServer: Service, Sendable {
         self.group = eventLoopGroup
         self.onListening = onListening
         self.node = try Node(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+        var loops: [any EventLoop] = []
+        for loop in eventLoopGroup.makeIterator() { loops.append(loop) }
+        self.httpConnections = HTTPConnectionRegistry(eventLoops: loops)
     }
 
     public var configuration: ReverbConfiguration { node.configuration }
@@ -85,6 +90,7 @@ public final class ReverbServer: Service, Sendable {
     public func start() async throws -> SocketAddress {
         let server = configuration.server
         let node = self.node
+        let connections = httpConnections
         let tlsContext = try server.tls.map(TLSContextFactory.makeServerContext)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -99,7 +105,8 @@ public final class ReverbServer: Service, Sendable {
                     if let tlsContext {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
                     }
-                    try ReverbServer.configurePipeline(channel.pipeline.syncOperations, node: node)
+                    try ReverbServer.configurePipeline(
+                        channel.pipeline.syncOperations, node: node, connections: connections)
                 }
             }
         let channel: any Channel
@@ -125,7 +132,9 @@ public final class ReverbServer: Service, Sendable {
         return "\(error)"
     }
 
-    static func configurePipeline(_ pipeline: ChannelPipeline.SynchronousOperations, node: Node) throws {
+    static func configurePipeline(
+        _ pipeline: ChannelPipeline.SynchronousOperations, node: Node, connections: HTTPConnectionRegistry? = nil
+    ) throws {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = max(1024, node.configuration.server.maxRequestSize)
         limits.maxHeaderFieldSize = limits.maxHeaderListSize
@@ -137,7 +146,8 @@ public final class ReverbServer: Service, Sendable {
         try pipeline.addHandler(decoder)
         try pipeline.addHandler(pipelining)
         try pipeline.addHandler(
-            HTTPServerHandler(server: node, upgradeHandlers: [pipelining, encoder, decoder]))
+            HTTPServerHandler(
+                server: node, upgradeHandlers: [pipelining, encoder, decoder], connections: connections))
     }
 
     /// One repeated sweep per app per event loop, every min(60, ping_interval) seconds (`protocol.md` §9).
@@ -190,8 +200,8 @@ public final class ReverbServer: Service, Sendable {
         await shutdown()
     }
 
-    /// Stops accepting, closes every WebSocket connection with 1001 and waits (bounded) for the
-    /// clients' Close answers.
+    /// Stops accepting, lets plain-HTTP connections finish the request in flight (at most 5 s),
+    /// closes every WebSocket connection with 1001 and waits (bounded) for the clients' Close answers.
     public func shutdown() async {
         let previous = state.withLockedValue { state -> State in
             let previous = state
@@ -201,6 +211,8 @@ public final class ReverbServer: Service, Sendable {
         guard case .started(let channel, let sweeps) = previous else { return }
         for sweep in sweeps { sweep.cancel() }
         try? await channel.close()
+        // Plain HTTP finishes its requests in flight while the WebSockets answer their Close.
+        async let httpQuiesced: Void = httpConnections.quiesceAll(timeout: .seconds(5))
         _ = try? await node.fanout.onEveryShard { shard in
             for connection in shard.allConnections() { connection.shutDown() }
         }.get()
@@ -210,5 +222,6 @@ public final class ReverbServer: Service, Sendable {
             if open == 0 { break }
             try? await Task.sleep(for: .milliseconds(10))
         }
+        await httpQuiesced
     }
 }
