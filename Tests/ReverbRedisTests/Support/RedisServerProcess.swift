@@ -2,15 +2,30 @@ import Foundation
 import NIOCore
 import NIOPosix
 import ReverbRedis
+import Subprocess
+
+#if canImport(System)
+    import System
+#else
+    import SystemPackage
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A `redis-server` from `PATH` on a free loopback port with its own temporary directory, for tests
 /// that need a password, ACL users, TLS, a unix socket or a restart. Stop it with `stop()`.
+///
+/// The server daemonizes (the launcher that Subprocess runs exits at once) and is driven by the pid it
+/// writes to its pidfile, so no child process outlives a `run` call.
 final class RedisServerProcess {
     let port: Int
     let directory: URL
     private let baseArguments: [String]
     private var arguments: [String]
-    private var process: Process?
+    private var pid: pid_t?
 
     /// Starts a server with `arguments` added to a throw-away configuration (no persistence) on a
     /// free loopback port (`--tls-port` with `tls`).
@@ -31,15 +46,17 @@ final class RedisServerProcess {
 
     private init(port: Int, arguments: [String], tls: Bool) throws {
         self.port = port
-        self.directory = FileManager.default.temporaryDirectory
+        let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("reverb-redis-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.directory = directory
         let listen = tls ? ["--port", "0", "--tls-port", String(port)] : ["--port", String(port)]
         self.arguments = arguments
         self.baseArguments =
             listen + [
                 "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory.path,
-                "--logfile", directory.appendingPathComponent("redis.log").path,
+                "--logfile", Self.logFile(in: directory).path,
+                "--daemonize", "yes", "--pidfile", Self.pidFile(in: directory).path,
             ]
     }
 
@@ -47,19 +64,31 @@ final class RedisServerProcess {
     /// `arguments` replaces the extra arguments given so far.
     func start(arguments: [String]? = nil) async throws {
         if let arguments { self.arguments = arguments }
-        let process = Process()
-        process.executableURL = try Self.executable("redis-server")
-        process.arguments = baseArguments + self.arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try? FileManager.default.removeItem(at: directory.appendingPathComponent("redis.log"))
-        try process.run()
-        self.process = process
+        // A killed server leaves its pidfile behind; the log must hold this start's lines only.
+        try? FileManager.default.removeItem(at: pidFile)
+        try? FileManager.default.removeItem(at: logFile)
+        let launcher = try await Subprocess.run(
+            .path(FilePath(Self.executable("redis-server").path)),
+            arguments: Arguments(baseArguments + self.arguments),
+            output: .discarded,
+            error: .string(limit: 64 * 1024)  // an unknown option is reported here, before the log opens
+        )
+        guard launcher.terminationStatus == .exited(0) else {
+            throw TestFailure(
+                "redis-server exited with \(launcher.terminationStatus): \(launcher.standardError) \(log)"
+            )
+        }
         let port = self.port
         try await eventually("redis-server listening on port \(port)") {
-            guard process.isRunning else {
+            // The daemon writes its pidfile once it listens; before that, and when it fails to listen,
+            // only its log lines ("<pid>:M …") name it.
+            let written = self.pidFromPidFile
+            guard let pid = written ?? self.pidFromLog else { return false }
+            guard Self.isRunning(pid) else {
                 throw TestFailure("redis-server exited: \(self.log)")
             }
+            self.pid = written
+            guard written != nil else { return false }
             // Another test's server may hold a port picked at the same time: only our own
             // server's "ready" line proves the listener is ours.
             guard self.log.contains("Ready to accept connections") else { return false }
@@ -69,30 +98,70 @@ final class RedisServerProcess {
 
     /// Kills the server at once (SIGKILL) and waits until it is gone.
     func kill() async throws {
-        guard let process else { return }
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        try await eventually("redis-server exited") { !process.isRunning }
-        self.process = nil
+        guard let pid else { return }
+        Self.send(SIGKILL, to: pid)
+        try await eventually("redis-server exited") { !Self.isRunning(pid) }
+        self.pid = nil
     }
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the server: connections stay open but unanswered.
     func suspend(_ suspended: Bool) {
-        guard let process else { return }
-        Foundation.kill(process.processIdentifier, suspended ? SIGSTOP : SIGCONT)
+        guard let pid else { return }
+        Self.send(suspended ? SIGSTOP : SIGCONT, to: pid)
     }
 
     /// Kills the server and removes its directory.
     func stop() {
-        if let process, process.isRunning {
-            Foundation.kill(process.processIdentifier, SIGCONT)
-            Foundation.kill(process.processIdentifier, SIGKILL)
+        // A start that failed half-way has not recorded the pid yet: the daemon may still be there.
+        if let pid = pid ?? pidFromPidFile ?? pidFromLog, Self.isRunning(pid) {
+            Self.send(SIGKILL, to: pid)
         }
-        process = nil
+        pid = nil
         try? FileManager.default.removeItem(at: directory)
     }
 
     var log: String {
-        (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8)) ?? "(no log)"
+        (try? String(contentsOf: logFile, encoding: .utf8)) ?? "(no log)"
+    }
+
+    private var logFile: URL { Self.logFile(in: directory) }
+    private var pidFile: URL { Self.pidFile(in: directory) }
+    private static func logFile(in directory: URL) -> URL { directory.appendingPathComponent("redis.log") }
+    private static func pidFile(in directory: URL) -> URL { directory.appendingPathComponent("redis.pid") }
+
+    private var pidFromPidFile: pid_t? {
+        (try? String(contentsOf: pidFile, encoding: .utf8)).flatMap {
+            pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+
+    private var pidFromLog: pid_t? {
+        (try? String(contentsOf: logFile, encoding: .utf8))?
+            .split(whereSeparator: \.isNewline)
+            .compactMap { pid_t($0.prefix { $0.isNumber }) }.last
+    }
+
+    // The instance method `kill()` hides the C function of the same name.
+    private static func send(_ signal: Int32, to pid: pid_t) {
+        #if canImport(Glibc)
+            _ = Glibc.kill(pid, signal)
+        #elseif canImport(Darwin)
+            _ = Darwin.kill(pid, signal)
+        #endif
+    }
+
+    /// Whether `pid` is alive. Only init reaps the daemonized server, and not at once, so a killed one
+    /// may linger as a zombie (`Z` after the command name in `/proc/<pid>/stat`).
+    private static func isRunning(_ pid: pid_t) -> Bool {
+        #if os(Linux)
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let name = stat.lastIndex(of: ")")
+            else { return false }
+            let state = stat[stat.index(after: name)...].first { !$0.isWhitespace }
+            return state != "Z" && state != "X"
+        #else
+            return Darwin.kill(pid, 0) == 0  // launchd reaps
+        #endif
     }
 
     func configuration(

@@ -1,4 +1,11 @@
 import Foundation
+import Subprocess
+
+#if canImport(System)
+    import System
+#else
+    import SystemPackage
+#endif
 
 /// A CA, a server certificate for `127.0.0.1`/`localhost` and a client certificate, made with the
 /// `openssl` command in a temporary directory.
@@ -76,16 +83,18 @@ struct TestCertificates {
     }
 
     private func openssl(_ arguments: [String]) async throws {
-        let process = Process()
-        process.executableURL = try RedisServerProcess.executable("openssl")
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        try await eventually("openssl \(arguments[0])") { !process.isRunning }
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("openssl \(arguments.joined(separator: " ")) failed with \(process.terminationStatus)")
+        let result = try await run(
+            .path(FilePath(RedisServerProcess.executable("openssl").path)),
+            arguments: Arguments(arguments),
+            workingDirectory: FilePath(directory.path),
+            output: .discarded,
+            error: .string(limit: 64 * 1024)
+        )
+        guard result.terminationStatus == .exited(0) else {
+            throw TestFailure(
+                "openssl \(arguments.joined(separator: " ")) failed with \(result.terminationStatus): "
+                    + result.standardError
+            )
         }
     }
 }
