@@ -319,6 +319,38 @@ def test_slow_consumer_is_closed_while_others_keep_receiving(reverb_server, ws_c
     server.assert_healthy()
 
 
+def test_slow_consumer_that_reads_again_sees_close_4100(reverb_server, raw_ws):
+    """The 4100 Close reaches a slow consumer that starts reading again: it is written behind what
+    the server had already queued, and TCP is closed only after it (protocol.md §1.5), so pusher-js
+    sees 4100 and backs off instead of an abnormal 1006."""
+    from conftest import signed_http
+
+    server = reverb_server(max_request_size=20000)
+    channel = unique("firehose-")
+    slow = raw_ws(server)  # default socket buffers: it simply stops reading for a while
+    raw_established(slow)
+    slow.send_text(compact({"event": "pusher:subscribe", "data": {"channel": channel}}))
+    assert json.loads(slow.recv_text())["event"] == "pusher_internal:subscription_succeeded"
+
+    def connections() -> int:
+        status, _, body = signed_http(server, "GET", f"/apps/{server.app_id}/connections")
+        assert status == 200, body
+        return json.loads(body)["connections"]
+
+    sdk = server.pusher(timeout=10)
+    deadline = time.monotonic() + 60
+    while connections() == 1:
+        assert time.monotonic() < deadline, "the server never closed the slow consumer"
+        for _ in range(20):
+            sdk.trigger(channel, "Big", "x" * 9000)
+    # The server gave up on it; reading now drains what was queued, then the Close.
+    code, reason, skipped = slow.recv_close(timeout=10)
+    assert (code, reason) == (4100, "Over capacity")
+    assert skipped and all(op == 0x1 and b'"event":"Big"' in payload for op, payload in skipped)
+    assert slow.tcp_closed(timeout=3)
+    server.assert_healthy()
+
+
 def test_ping_flood_without_reading_is_bounded_and_cut_off(server, ws_client, raw_ws):
     """A client that floods pings and never reads the pongs cannot make the server queue replies
     without bound: it stops being read, then is closed after the slow-consumer grace period."""

@@ -91,6 +91,9 @@ final class ShardInbox: Sendable {
             logger.warning(
                 "Broadcast inbox full: deliveries dropped", metadata: ["dropped_total": "\(droppedCount)"])
         }
+        // Drained as soon as the loop is free: under load everything that arrived meanwhile goes in
+        // the same pass. A fixed 250 µs wait measured no better (1,000 subscribers, max: 421k vs
+        // 454k deliveries/s; p99 at 100 events/s 31.4 vs 29.4 ms), so the loop does not wait.
         if schedule { eventLoop.execute { self.drain() } }
     }
 

@@ -10,27 +10,32 @@ struct HTTPAPIRequest: Sendable {
     var rawQuery: String
     var headers: HTTPHeaders
     var body: ByteBuffer
+    /// Query parameters: names and values percent-decoded (`+` is a space), in order of
+    /// appearance; parsed once, here.
+    let queryItems: [(name: String, value: String)]
 
     init(head: HTTPRequestHead, body: ByteBuffer) {
         self.method = head.method.rawValue
         let uri = head.uri
-        if let question = uri.firstIndex(of: "?") {
-            rawPath = String(uri[..<question])
-            rawQuery = String(uri[uri.index(after: question)...])
+        // Byte-wise: Character-wise search and splitting cost several times more per request.
+        if let question = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            rawPath = String(Substring(uri.utf8[..<question]))
+            rawQuery = String(Substring(uri.utf8[uri.utf8.index(after: question)...]))
         } else {
             rawPath = uri
             rawQuery = ""
         }
         self.headers = head.headers
         self.body = body
+        self.queryItems = Self.parseQuery(rawQuery)
     }
 
-    /// Query parameters: names and values percent-decoded (`+` is a space), in order of appearance.
-    var queryItems: [(name: String, value: String)] {
-        rawQuery.split(separator: "&", omittingEmptySubsequences: true).compactMap { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = PercentDecoding.decode(parts[0], plusAsSpace: true) else { return nil }
-            let value = parts.count > 1 ? PercentDecoding.decode(parts[1], plusAsSpace: true) ?? "" : ""
+    static func parseQuery(_ query: String) -> [(name: String, value: String)] {
+        query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true).compactMap { pair in
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            // `&` and `=` are ASCII, so each part is whole UTF-8.
+            guard let name = PercentDecoding.decode(Substring(parts[0]), plusAsSpace: true) else { return nil }
+            let value = parts.count > 1 ? PercentDecoding.decode(Substring(parts[1]), plusAsSpace: true) ?? "" : ""
             return (name, value)
         }
     }

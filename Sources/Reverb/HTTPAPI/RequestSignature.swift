@@ -61,10 +61,11 @@ struct RequestSignature {
             return .failure(.invalid)
         }
         var valid = false
+        let query = canonicalQuery(parameters.map { $0 })
         for path in pathCandidates(rawPath: request.rawPath, prefix: prefix) {
             let expected = Signature.hmacSHA256Hex(
                 key: application.secret,
-                message: stringToSign(method: request.method, path: path, parameters: parameters.map { $0 }))
+                message: stringToSign(method: request.method, path: path, canonicalQuery: query))
             // Every candidate is compared, so timing does not reveal which form matched.
             if Signature.constantTimeEquals(signature, expected) { valid = true }
         }
@@ -75,10 +76,18 @@ struct RequestSignature {
     /// (names lowercased, values not encoded), sorted by name bytes and joined with `&`. The one
     /// definition both `verify` and `RequestSigner` use.
     static func stringToSign(method: String, path: String, parameters: [(key: String, value: String)]) -> String {
-        let query = parameters.map { (key: $0.key.lowercased(), value: $0.value) }
+        stringToSign(method: method, path: path, canonicalQuery: canonicalQuery(parameters))
+    }
+
+    static func stringToSign(method: String, path: String, canonicalQuery: String) -> String {
+        "\(method)\n\(path)\n\(canonicalQuery)"
+    }
+
+    /// The parameters as `name=value`, names lowercased, sorted by name bytes, joined with `&`.
+    static func canonicalQuery(_ parameters: [(key: String, value: String)]) -> String {
+        parameters.map { (key: $0.key.lowercased(), value: $0.value) }
             .sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
             .map { "\($0.key)=\($0.value)" }.joined(separator: "&")
-        return "\(method)\n\(path)\n\(query)"
     }
 
     /// The raw path, the same without the prefix, and their percent-decoded forms when different.

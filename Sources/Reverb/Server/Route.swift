@@ -88,10 +88,9 @@ enum Route: Equatable {
 enum PercentDecoding {
     /// Decodes `%XX` escapes (and `+` as a space when asked); nil for a bad escape or invalid UTF-8.
     static func decode<S: StringProtocol>(_ text: S, plusAsSpace: Bool) -> String? {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusAsSpace && $0 == UInt8(ascii: "+")) })
+        else { return String(text) }
         let utf8 = Array(text.utf8)
-        guard utf8.contains(UInt8(ascii: "%")) || (plusAsSpace && utf8.contains(UInt8(ascii: "+"))) else {
-            return String(text)
-        }
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count)
         var i = 0
