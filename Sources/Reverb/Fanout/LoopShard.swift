@@ -56,8 +56,9 @@ final class LoopShard {
 
     /// Writes each delivery to its local subscribers, then flushes every touched connection once.
     ///
-    /// Consecutive deliveries to one channel are written connection by connection, so a subscriber
-    /// with several pending frames gets them in one flush (one `writev`), in order.
+    /// Consecutive deliveries to one channel are joined into one buffer and written connection by
+    /// connection, so a subscriber with several pending frames gets them in one write and one
+    /// flush, in order.
     func deliver(_ deliveries: [Delivery]) {
         var start = 0
         while start < deliveries.count {
@@ -75,16 +76,46 @@ final class LoopShard {
     }
 
     private func write(_ run: ArraySlice<Delivery>, to recipients: SubscriberList) {
+        guard run.count > 1 else {
+            let delivery = run[run.startIndex]
+            for entry in recipients.entries where entry.joinedAt < delivery.sequence {
+                if let except = delivery.exceptSocketID, entry.connection.socketID == except { continue }
+                record(entry.connection.enqueueBroadcast(delivery.frame.bytes), for: entry.connection, frames: 1)
+            }
+            return
+        }
+        // Several frames for the same subscribers: joined once into one buffer that every
+        // subscriber eligible for all of them gets in a single write, as redis-server sends a
+        // client's queued replies together. NIO's per-write cost is paid once per connection
+        // per run instead of once per frame; the join is one copy per run, shared by all.
+        var joined = ByteBufferAllocator().buffer(capacity: run.reduce(0) { $0 + $1.frame.bytes.readableBytes })
+        var earliest = UInt64.max
+        var excluded: [String] = []
+        for delivery in run {
+            joined.writeImmutableBuffer(delivery.frame.bytes)
+            earliest = min(earliest, delivery.sequence)
+            if let except = delivery.exceptSocketID { excluded.append(except) }
+        }
         for entry in recipients.entries {
             let connection = entry.connection
+            if entry.joinedAt < earliest && (excluded.isEmpty || !excluded.contains(connection.socketID)) {
+                record(connection.enqueueBroadcast(joined, frameCount: run.count), for: connection, frames: run.count)
+                continue
+            }
             for delivery in run where entry.joinedAt < delivery.sequence {
                 if let except = delivery.exceptSocketID, connection.socketID == except { continue }
-                switch connection.enqueueBroadcast(delivery.frame.bytes) {
-                case .firstSinceFlush: touched.append(connection)
-                case .queued, .notOpen: break
-                case .dropped: slowConsumerDrops += 1
-                }
+                record(connection.enqueueBroadcast(delivery.frame.bytes), for: connection, frames: 1)
             }
+        }
+    }
+
+    private func record(
+        _ write: WebSocketConnectionHandler.BroadcastWrite, for connection: WebSocketConnectionHandler, frames: Int
+    ) {
+        switch write {
+        case .firstSinceFlush: touched.append(connection)
+        case .queued, .notOpen: break
+        case .dropped: slowConsumerDrops += frames
         }
     }
 

@@ -216,10 +216,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     /// Writes a broadcast frame without flushing; the drain flushes once per connection.
-    func enqueueBroadcast(_ bytes: ByteBuffer) -> BroadcastWrite {
+    /// - Parameter frameCount: how many frames `bytes` holds (a drain may join a run of frames).
+    func enqueueBroadcast(_ bytes: ByteBuffer, frameCount: Int = 1) -> BroadcastWrite {
         guard stateMachine.state == .open, let rawContext else { return .notOpen }
         guard stateMachine.isWritable else {
-            droppedFrames += 1
+            droppedFrames += frameCount
             apply(stateMachine.broadcastDropped(now: rawContext.eventLoop.now))
             return .dropped
         }

@@ -51,8 +51,14 @@ private struct Subscriber {
 
     /// The Pusher JSON of every text frame written since the last call.
     func received() throws -> [String] {
-        var texts: [String] = []
+        try receivedWrites().flatMap { $0 }
+    }
+
+    /// The same, grouped by the write that carried them.
+    func receivedWrites() throws -> [[String]] {
+        var writes: [[String]] = []
         while var bytes = try channel.readOutbound(as: ByteBuffer.self) {
+            var texts: [String] = []
             while bytes.readableBytes >= 2 {
                 let second = bytes.getInteger(at: bytes.readerIndex + 1, as: UInt8.self)!
                 var header = 2
@@ -64,8 +70,9 @@ private struct Subscriber {
                 bytes.moveReaderIndex(forwardBy: header)
                 texts.append(bytes.readString(length: length)!)
             }
+            writes.append(texts)
         }
-        return texts
+        return writes
     }
 }
 
@@ -107,6 +114,26 @@ struct FanoutTests {
         #expect(try second.received().map { $0.contains(#""channel":"a""#) } == [true, true, true])
         #expect(first.flushes.count.withLockedValue { $0 } == flushesBefore.0 + 1)
         #expect(second.flushes.count.withLockedValue { $0 } == flushesBefore.1 + 1)
+    }
+
+    @Test("a run of frames to one channel is joined into one write, with per-frame rules kept for the rest")
+    func joinedRun() throws {
+        let early = try Subscriber(node: node, loop: loop)
+        let sender = try Subscriber(node: node, loop: loop)
+        try early.subscribe("a")
+        try sender.subscribe("a")
+        publish("1", to: ["a"])
+        let late = try Subscriber(node: node, loop: loop)
+        try late.subscribe("a")
+        publish("2", to: ["a"], except: sender.socketID)
+        publish("3", to: ["a"])
+        loop.run()
+        func frame(_ data: String) -> String { #"{"event":"e","data":"\#(data)","channel":"a"}"# }
+        // One write holding the three frames for the subscriber eligible for all of them; frame
+        // by frame for the excluded sender and the late joiner.
+        #expect(try early.receivedWrites() == [[frame("1"), frame("2"), frame("3")]])
+        #expect(try sender.receivedWrites() == [[frame("1")], [frame("3")]])
+        #expect(try late.receivedWrites() == [[frame("2")], [frame("3")]])
     }
 
     @Test("the excluded socket_id gets nothing; the others get the same bytes")
