@@ -173,7 +173,10 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func upgrade(head: HTTPRequestHead, key: String, headers: HTTPHeaders, context: ChannelHandlerContext) {
         let channel = context.channel
         let pipeline = channel.pipeline.syncOperations
-        context.writeAndFlush(
+        // Not flushed here: the connection handler's first frame (`connection_established`, or the
+        // refusal and its Close) is flushed right after, so the 101 and that frame leave in one
+        // write and reach the client in one packet.
+        context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))),
             promise: nil)
         let app = server.app(key: key)
