@@ -10,6 +10,12 @@ import NIOCore
 final class ShardInbox: Sendable {
     /// Deliveries waiting at most; past this, new ones are dropped and counted.
     static let capacity = 65_536
+    /// How long the first delivery of a burst waits for others, so that a connection receiving
+    /// several frames gets them in one write. `reverb-bench fanout`, 1,000 subscribers, release,
+    /// alternating runs, draining at once → after 250 µs: max rate 407k/448k → 548k/521k
+    /// deliveries/s (p99 104/92 → 82/83 ms); at 100 events/s p99 32.2/38.0 → 29.3/34.1 ms and
+    /// the HTTP answer p50 5.0 → 1.7–2.8 ms (the drain no longer runs ahead of the response).
+    static let coalescingDelay = TimeAmount.microseconds(250)
     /// How often at most a full inbox is logged.
     static let dropWarningInterval = TimeAmount.seconds(10)
 
@@ -91,10 +97,9 @@ final class ShardInbox: Sendable {
             logger.warning(
                 "Broadcast inbox full: deliveries dropped", metadata: ["dropped_total": "\(droppedCount)"])
         }
-        // Drained as soon as the loop is free: under load everything that arrived meanwhile goes in
-        // the same pass. A fixed 250 µs wait measured no better (1,000 subscribers, max: 421k vs
-        // 454k deliveries/s; p99 at 100 events/s 31.4 vs 29.4 ms), so the loop does not wait.
-        if schedule { eventLoop.execute { self.drain() } }
+        // The first delivery of a burst waits `coalescingDelay` for others; whatever arrives until
+        // the drain runs (more under load) goes in the same pass, joined per channel.
+        if schedule { eventLoop.scheduleTask(in: Self.coalescingDelay) { self.drain() } }
     }
 
     private func drain() {
