@@ -41,10 +41,7 @@ final class Fanout: Sendable {
     /// Frames not delivered so far: inboxes full, and subscribers that were not reading.
     func droppedDeliveries() -> EventLoopFuture<(inboxFull: Int, slowConsumer: Int)> {
         let inboxFull = inboxes.reduce(0) { $0 + $1.droppedCount }
-        let perLoop = inboxes.map { inbox in inbox.submit { $0.slowConsumerDrops } }
-        return EventLoopFuture.whenAllSucceed(perLoop, on: inboxes[0].eventLoop).map {
-            (inboxFull, $0.reduce(0, +))
-        }
+        return onEveryShard { $0.slowConsumerDrops }.map { (inboxFull, $0.reduce(0, +)) }
     }
 
     /// Runs `body` on every loop's shard and collects the results.

@@ -77,11 +77,7 @@ final class LoopShard {
 
     private func write(_ run: ArraySlice<Delivery>, to recipients: SubscriberList) {
         guard run.count > 1 else {
-            let delivery = run[run.startIndex]
-            for entry in recipients.entries where entry.joinedAt < delivery.sequence {
-                if let except = delivery.exceptSocketID, entry.connection.socketID == except { continue }
-                record(entry.connection.enqueueBroadcast(delivery.frame.bytes), for: entry.connection, frames: 1)
-            }
+            for entry in recipients.entries { writeFrameByFrame(run, to: entry) }
             return
         }
         // Several frames for the same subscribers: joined once into one buffer that every
@@ -102,10 +98,17 @@ final class LoopShard {
                 record(connection.enqueueBroadcast(joined, frameCount: run.count), for: connection, frames: run.count)
                 continue
             }
-            for delivery in run where entry.joinedAt < delivery.sequence {
-                if let except = delivery.exceptSocketID, connection.socketID == except { continue }
-                record(connection.enqueueBroadcast(delivery.frame.bytes), for: connection, frames: 1)
-            }
+            writeFrameByFrame(run, to: entry)
+        }
+    }
+
+    /// Each frame of `run` that the subscription may see: made before it was numbered, and not
+    /// from the excluded socket.
+    private func writeFrameByFrame(_ run: ArraySlice<Delivery>, to entry: SubscriberList.Entry) {
+        let connection = entry.connection
+        for delivery in run where entry.joinedAt < delivery.sequence {
+            if let except = delivery.exceptSocketID, connection.socketID == except { continue }
+            record(connection.enqueueBroadcast(delivery.frame.bytes), for: connection, frames: 1)
         }
     }
 
