@@ -5,14 +5,19 @@ import Synchronization
 /// connection count. Shared by all event loops; its parts are individually thread-safe.
 final class AppContext: Sendable {
     let application: Application
-    let directory = ChannelDirectory()
+    let directory: ChannelDirectory
     /// Open connections of the app on this node that passed the opening checks (`max_connections`).
     let connectionCount = Atomic<Int>(0)
     let fanout: Fanout
+    /// `pusher_internal:subscription_count` when the app asks for it.
+    let subscriptionCounts: SubscriptionCountReporter?
 
-    init(application: Application, fanout: Fanout) {
+    init(application: Application, fanout: Fanout, limits: ChannelDirectoryState.Limits = .init()) {
         self.application = application
         self.fanout = fanout
+        self.directory = ChannelDirectory(limits: limits)
+        self.subscriptionCounts =
+            application.subscriptionCount ? SubscriptionCountReporter(eventLoop: fanout.inboxes[0].eventLoop) : nil
     }
 
     var id: String { application.id }
@@ -43,6 +48,31 @@ final class AppContext: Sendable {
         channel: String, frame: OutboundFrame, except exceptSocketID: String?, sequence: UInt64? = nil
     ) {
         fanout.broadcast(key(channel), frame: frame, except: exceptSocketID, sequence: sequence)
+    }
+
+    /// Carries out what a directory change implies: member events to local subscribers,
+    /// announcements to the other nodes, subscriber counts. Called under the directory's lock, so
+    /// that changes reach clients and peers in the order they happened.
+    /// - Parameter localCount: a channel whose local subscriber count changed.
+    func carryOut(_ changes: DirectoryChanges, countChanged localCount: String?, pubSub: any PubSubProvider) {
+        for change in changes.members {
+            switch change {
+            case .added(let channel, let member, let except):
+                broadcastLocally(
+                    channel: channel,
+                    frame: PusherFrames.memberAdded(channel: channel, channelData: member.channelData),
+                    except: except)
+            case .removed(let channel, let userID):
+                broadcastLocally(
+                    channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: userID), except: nil)
+            }
+        }
+        if !changes.announcements.isEmpty { pubSub.announce(changes.announcements, app: id) }
+        if let localCount { pubSub.localCountChanged(channel: localCount, app: self) }
+        if let subscriptionCounts {
+            if let localCount { subscriptionCounts.countChanged(localCount, app: self) }
+            for channel in changes.countsChanged { subscriptionCounts.countChanged(channel, app: self) }
+        }
     }
 
     /// Delivers a channel event (HTTP API, whisper, or from another node) on this node: caches it

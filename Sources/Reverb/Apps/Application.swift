@@ -33,6 +33,32 @@ public struct Application: Sendable, Hashable {
         }
     }
 
+    /// Pusher's presence limits, counted cluster-wide (`max_presence_members`,
+    /// `max_presence_member_size`; `protocol.md` §5.1). 0 = unlimited, the default (as Reverb).
+    public struct PresenceLimits: Sendable, Hashable {
+        /// Users per presence channel.
+        public var maxMembers: Int
+        /// Bytes of one member's `channel_data`.
+        public var maxMemberSize: Int
+
+        public init(maxMembers: Int = 0, maxMemberSize: Int = 0) {
+            self.maxMembers = maxMembers
+            self.maxMemberSize = maxMemberSize
+        }
+
+        /// The 4100 error when `member` may not join `roster`, nil when it may.
+        func refusal(for member: PresenceMember, in roster: PresenceRoster) -> PusherError? {
+            if maxMemberSize > 0 && member.channelData.utf8.count > maxMemberSize {
+                return PusherError(
+                    code: 4100, message: "Presence member data size limit (\(maxMemberSize) bytes) exceeded")
+            }
+            if maxMembers > 0 && !roster.contains(member.identity) && roster.count >= maxMembers {
+                return PusherError(code: 4100, message: "Presence channel member limit (\(maxMembers)) reached")
+            }
+            return nil
+        }
+    }
+
     /// Where the Laravel app sends HTTP API calls (`options`); used by `reverb events:trigger`.
     public struct Options: Sendable, Hashable {
         /// `options.host`, `REVERB_HOST`. Default none.
@@ -71,6 +97,11 @@ public struct Application: Sendable, Hashable {
     /// Default `members`.
     public var acceptClientEventsFrom: ClientEventPolicy
     public var rateLimiting: RateLimiting
+    /// `max_presence_members`, `max_presence_member_size`.
+    public var presenceLimits: PresenceLimits
+    /// `subscription_count`: send `pusher_internal:subscription_count` to subscribers of
+    /// non-presence channels when the cluster-wide count changes, at most once per channel per 5 s.
+    public var subscriptionCount: Bool
     public var options: Options
 
     public init(
@@ -84,6 +115,8 @@ public struct Application: Sendable, Hashable {
         maxMessageSize: Int = 10_000,
         acceptClientEventsFrom: ClientEventPolicy = .members,
         rateLimiting: RateLimiting = RateLimiting(),
+        presenceLimits: PresenceLimits = PresenceLimits(),
+        subscriptionCount: Bool = false,
         options: Options = Options()
     ) {
         self.id = id
@@ -96,6 +129,8 @@ public struct Application: Sendable, Hashable {
         self.maxMessageSize = maxMessageSize
         self.acceptClientEventsFrom = acceptClientEventsFrom
         self.rateLimiting = rateLimiting
+        self.presenceLimits = presenceLimits
+        self.subscriptionCount = subscriptionCount
         self.options = options
     }
 

@@ -1,32 +1,48 @@
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// One app's channel bookkeeping on this node: subscriptions, presence members and cached events.
+/// One app's channel bookkeeping on this node: subscriptions, the cluster-wide presence rosters and
+/// subscriber counts, and cached events.
 ///
-/// Shared by every event loop, so it sits behind a lock; it changes on subscribe and unsubscribe,
-/// never per delivered frame, and the lock covers dictionary updates only (`style.md` §3).
+/// Shared by every event loop and the cluster bus, so it sits behind a lock; it changes on
+/// subscribe, unsubscribe and bus state messages, never per delivered frame, and the lock covers
+/// dictionary updates and the hand-off of what they imply (`style.md` §3).
 final class ChannelDirectory: Sendable {
-    private let state = NIOLockedValueBox(ChannelDirectoryState())
+    private let state: NIOLockedValueBox<ChannelDirectoryState>
+
+    init(limits: ChannelDirectoryState.Limits = .init()) {
+        state = NIOLockedValueBox(ChannelDirectoryState(limits: limits))
+    }
 
     func withState<T>(_ body: (inout ChannelDirectoryState) throws -> T) rethrows -> T {
         try state.withLockedValue(body)
     }
 }
 
-/// What a subscription changed, for the caller to announce outside the lock.
+/// What a subscription changed, for the caller to announce.
 struct SubscribeOutcome {
-    /// The subscriber's user joined the channel: send `member_added` to the others.
-    var addedMember: PresenceMember?
-    /// A re-subscribe replaced a user whose last connection this was: send `member_removed`.
-    var removedUserID: JSONValue?
+    /// The presence limits refused the subscription (4100); nothing changed.
+    var refused: PusherError?
+    /// Member events and bus announcements.
+    var changes = DirectoryChanges()
+    /// The socket was not subscribed before: the channel's count changed.
+    var countChanged = false
     /// The `subscription_succeeded` data (`{}` or the presence object).
     var succeededData: ByteBuffer
     /// The cached event for cache channels (`nil`: cache miss).
     var cachedFrame: OutboundFrame?
 }
 
+/// What an unsubscription changed.
+struct UnsubscribeOutcome {
+    var wasSubscribed = false
+    var changes = DirectoryChanges()
+}
+
 /// A cached last event of a cache channel (`protocol.md` §8).
 struct CacheEntry {
     var frame: OutboundFrame
     var storedAt: NIODeadline
+    /// The write's number, for least-recently-written eviction.
+    var write: Int
 }

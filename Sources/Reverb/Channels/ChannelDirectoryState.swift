@@ -1,31 +1,74 @@
 import NIOCore
 
-/// The lock-protected state of a `ChannelDirectory`: a plain value, tested without I/O.
+/// The lock-protected state of a `ChannelDirectory`: one app's channels as this node sees the
+/// cluster. Local subscriptions, the cluster-wide presence rosters (`scaling.md` §4.6), the other
+/// nodes' subscriber counts, and cached events (§4.7). A plain value, tested without I/O.
 struct ChannelDirectoryState {
     /// How long an unoccupied cache channel keeps its event.
     static let cacheLifetime = TimeAmount.minutes(30)
+    /// This node's name in a roster's node set (peers are named by their 16-hex-digit id).
+    static let localNode = ""
+
+    /// Bounds on what other nodes can make this node hold for one app (docs.md "Scaling").
+    struct Limits: Sendable {
+        /// Cached events kept; the least recently written goes first.
+        var cachedChannels = 100_000
+        /// Presence memberships (user, node) held for other nodes.
+        var remoteMembers = 100_000
+        /// Bytes of member data in entries that other nodes created.
+        var remoteMemberBytes = 64 * 1024 * 1024
+        /// Subscriber counts (channel, node) held for other nodes.
+        var remoteChannels = 100_000
+
+        init() {}
+    }
 
     struct Channel {
         /// Subscribed sockets.
         var subscribers: Set<String> = []
         /// Presence member data by socket (presence kinds only).
         var memberBySocket: [String: PresenceMember] = [:]
-        /// Presence members in join order; the earliest connection of each user comes first.
-        var members: [PresenceMember] = []
+        /// Local sockets of each user identity (presence kinds only).
+        var localConnections: [String: Int] = [:]
         var createdSequence: Int
     }
 
+    /// A channel's subscribers on other nodes.
+    struct RemoteChannel {
+        var counts: [String: Int] = [:]
+        var total = 0
+        var createdSequence: Int
+    }
+
+    let limits: Limits
     private(set) var channels: [String: Channel] = [:]
+    private(set) var rosters: [String: PresenceRoster] = [:]
+    private var remote: [String: RemoteChannel] = [:]
+    private var remoteMemberships = 0
+    private var remoteMemberBytes = 0
+    private var remoteCountEntries = 0
+    /// Remote memberships and counts refused at the caps.
+    private(set) var refusedAtCaps = 0
     private var cache: [String: CacheEntry] = [:]
+    /// Cache writes in order, for eviction; an element is stale when the entry was written again.
+    private var cacheWrites: [(name: String, write: Int)] = []
+    private var cacheWritesHead = 0
+    private var cacheWriteCount = 0
     /// When each cache channel last became empty.
     private var emptiedAt: [String: NIODeadline] = [:]
     private var sequence = 0
 
-    // MARK: Subscriptions
+    init(limits: Limits = Limits()) {
+        self.limits = limits
+    }
 
-    /// Records `socketID` in `channel`; `member` is the presence data for presence kinds.
+    // MARK: Local subscriptions
+
+    /// Records `socketID` in `channel`; `member` is the presence data for presence kinds, checked
+    /// against the app's cluster-wide presence limits (`protocol.md` §5.1).
     mutating func subscribe(
-        channel name: String, socketID: String, member: PresenceMember?, isCache: Bool, now: NIODeadline
+        channel name: String, socketID: String, member: PresenceMember?, isCache: Bool,
+        presenceLimits: Application.PresenceLimits = .init(), now: NIODeadline
     ) -> SubscribeOutcome {
         // Taken out of the dictionary, so the sets below are uniquely referenced and change in
         // place: with the dictionary still holding it, every insert would copy the whole set
@@ -38,29 +81,42 @@ struct ChannelDirectoryState {
             }()
         var outcome = SubscribeOutcome(succeededData: ByteBuffer(string: "{}"))
         if let member {
+            var roster = rosters.removeValue(forKey: name) ?? PresenceRoster()
             let previous = channel.memberBySocket[socketID]
-            if let previous, previous.identity == member.identity {
-                if let index = channel.members.firstIndex(where: { $0.socketID == socketID }) {
-                    channel.members[index] = member
+            if previous?.identity != member.identity {
+                if let refusal = presenceLimits.refusal(for: member, in: roster) {
+                    if !roster.isEmpty { rosters[name] = roster }
+                    if !channel.subscribers.isEmpty { channels[name] = channel }
+                    outcome.refused = refusal
+                    return outcome
                 }
-            } else {
                 if let previous {
-                    channel.members.removeAll { $0.socketID == socketID }
-                    if !channel.members.contains(where: { $0.identity == previous.identity }) {
-                        outcome.removedUserID = previous.userID
+                    leaveLocally(
+                        previous, socketID: socketID, channel: name, in: &channel, roster: &roster,
+                        outcome: &outcome.changes)
+                }
+                channel.memberBySocket[socketID] = member
+                channel.localConnections[member.identity, default: 0] += 1
+                if channel.localConnections[member.identity] == 1 {
+                    outcome.changes.announcements.append(.join(channel: name, member: member))
+                    if roster.add(member, node: Self.localNode) {
+                        outcome.changes.members.append(.added(channel: name, member: member, except: socketID))
                     }
                 }
-                if !channel.members.contains(where: { $0.identity == member.identity }) {
-                    outcome.addedMember = member
+            } else {
+                // The same user again on the same socket: its new data replaces the old when this is
+                // the user's only connection anywhere (other nodes keep what they were told).
+                channel.memberBySocket[socketID] = member
+                if channel.localConnections[member.identity] == 1,
+                    roster.entries[member.identity]?.nodes == [Self.localNode]
+                {
+                    roster.update(member)
                 }
-                channel.members.append(member)
             }
-            channel.memberBySocket[socketID] = member
-            channel.subscribers.insert(socketID)
-            outcome.succeededData = Self.presenceData(channel.members)
-        } else {
-            channel.subscribers.insert(socketID)
+            outcome.succeededData = roster.presenceData()
+            rosters[name] = roster
         }
+        outcome.countChanged = channel.subscribers.insert(socketID).inserted
         channels[name] = channel
         if isCache {
             emptiedAt[name] = nil
@@ -69,59 +125,180 @@ struct ChannelDirectoryState {
         return outcome
     }
 
-    /// Removes `socketID` from `channel`. Returns whether it was subscribed and, for presence, the
-    /// `user_id` whose last connection left.
-    mutating func unsubscribe(channel name: String, socketID: String, now: NIODeadline) -> (
-        wasSubscribed: Bool, removedUserID: JSONValue?
-    ) {
+    /// Removes `socketID` from `channel`; nothing changes when it was not subscribed.
+    mutating func unsubscribe(channel name: String, socketID: String, now: NIODeadline) -> UnsubscribeOutcome {
         // Taken out of the dictionary so that the removal does not copy the set (see `subscribe`).
-        guard var channel = channels.removeValue(forKey: name) else { return (false, nil) }
+        guard var channel = channels.removeValue(forKey: name) else { return UnsubscribeOutcome() }
         guard channel.subscribers.remove(socketID) != nil else {
             channels[name] = channel
-            return (false, nil)
+            return UnsubscribeOutcome()
         }
-        var removed: JSONValue?
+        var outcome = UnsubscribeOutcome(wasSubscribed: true)
         if let member = channel.memberBySocket.removeValue(forKey: socketID) {
-            channel.members.removeAll { $0.socketID == socketID }
-            if !channel.members.contains(where: { $0.identity == member.identity }) {
-                removed = member.userID
-            }
+            var roster = rosters.removeValue(forKey: name) ?? PresenceRoster()
+            leaveLocally(
+                member, socketID: socketID, channel: name, in: &channel, roster: &roster, outcome: &outcome.changes)
+            if !roster.isEmpty { rosters[name] = roster }
         }
         if channel.subscribers.isEmpty {
             if cache[name] != nil { emptiedAt[name] = now }
         } else {
             channels[name] = channel
         }
-        return (true, removed)
+        return outcome
     }
 
-    /// `{"presence":{"count":N,"ids":[...],"hash":{...}}}` over distinct users in join order.
-    static func presenceData(_ members: [PresenceMember]) -> ByteBuffer {
-        var seen = Set<String>()
-        var ids: [JSONValue] = []
-        var hash: [(key: String, value: JSONValue)] = []
-        for member in members where seen.insert(member.identity).inserted {
-            ids.append(member.userID)
-            hash.append((member.identity, member.userInfo))
+    private mutating func leaveLocally(
+        _ member: PresenceMember, socketID: String, channel name: String, in channel: inout Channel,
+        roster: inout PresenceRoster, outcome: inout DirectoryChanges
+    ) {
+        let left = (channel.localConnections[member.identity] ?? 1) - 1
+        guard left == 0 else {
+            channel.localConnections[member.identity] = left
+            return
         }
-        let presence: JSONValue = .object(
-            JSONObject([
-                ("count", .number(String(ids.count))),
-                ("ids", .array(ids)),
-                ("hash", .object(JSONObject(hash))),
-            ]))
-        var buffer = ByteBufferAllocator().buffer(capacity: 64)
-        JSONWriter.write(.object(JSONObject([("presence", presence)])), into: &buffer)
-        return buffer
+        channel.localConnections[member.identity] = nil
+        outcome.announcements.append(.leave(channel: name, userID: member.userID))
+        if let removed = roster.remove(member.identity, node: Self.localNode) {
+            remoteMemberBytes -= removed.charged
+            outcome.members.append(.removed(channel: name, userID: removed.member.userID))
+        }
+    }
+
+    // MARK: Other nodes (`scaling.md` §4.6)
+
+    /// `node` holds a connection of `member`'s user in `channel`.
+    mutating func remoteJoin(channel name: String, member: PresenceMember, node: String) -> DirectoryChanges {
+        var changes = DirectoryChanges()
+        var roster = rosters.removeValue(forKey: name) ?? PresenceRoster()
+        defer { if !roster.isEmpty { rosters[name] = roster } }
+        guard !roster.holds(member.identity, node: node) else { return changes }
+        let bytes = roster.contains(member.identity) ? 0 : member.size
+        guard remoteMemberships < limits.remoteMembers, remoteMemberBytes + bytes <= limits.remoteMemberBytes else {
+            refusedAtCaps += 1
+            changes.refused += 1
+            return changes
+        }
+        remoteMemberships += 1
+        if roster.add(member, node: node, charge: bytes) {
+            remoteMemberBytes += bytes
+            changes.members.append(.added(channel: name, member: member, except: nil))
+        }
+        return changes
+    }
+
+    /// `node` no longer holds a connection of `identity` in `channel`.
+    mutating func remoteLeave(channel name: String, identity: String, node: String) -> DirectoryChanges {
+        var changes = DirectoryChanges()
+        guard var roster = rosters.removeValue(forKey: name) else { return changes }
+        defer { if !roster.isEmpty { rosters[name] = roster } }
+        guard roster.holds(identity, node: node) else { return changes }
+        remoteMemberships -= 1
+        if let removed = roster.remove(identity, node: node) {
+            remoteMemberBytes -= removed.charged
+            changes.members.append(.removed(channel: name, userID: removed.member.userID))
+        }
+        return changes
+    }
+
+    /// `node` has `count` subscribers of `channel` (0: none).
+    mutating func setRemoteCount(channel name: String, node: String, count: Int) -> DirectoryChanges {
+        var changes = DirectoryChanges()
+        var entry =
+            remote.removeValue(forKey: name)
+            ?? { () -> RemoteChannel in
+                sequence += 1
+                return RemoteChannel(createdSequence: channels[name]?.createdSequence ?? sequence)
+            }()
+        defer { if entry.total > 0 { remote[name] = entry } }
+        let previous = entry.counts[node] ?? 0
+        guard previous != count else { return changes }
+        if previous == 0 {
+            guard remoteCountEntries < limits.remoteChannels else {
+                refusedAtCaps += 1
+                changes.refused += 1
+                return changes
+            }
+            remoteCountEntries += 1
+        }
+        if count == 0 {
+            entry.counts[node] = nil
+            remoteCountEntries -= 1
+        } else {
+            entry.counts[node] = count
+        }
+        entry.total += count - previous
+        changes.countsChanged.append(name)
+        return changes
+    }
+
+    /// Replaces everything attributed to `node` with its `sync_state` (`scaling.md` §4.6):
+    /// `presence` per channel in creation order, `counts` per occupied channel.
+    mutating func replace(
+        node: String, presence: [(channel: String, members: [PresenceMember])], counts: [(channel: String, count: Int)]
+    ) -> DirectoryChanges {
+        var changes = DirectoryChanges()
+        var kept: [String: Set<String>] = [:]
+        for (channel, members) in presence { kept[channel, default: []].formUnion(members.map(\.identity)) }
+        for (channel, roster) in rosters {
+            for identity in roster.identities(heldBy: node) where kept[channel]?.contains(identity) != true {
+                changes.merge(remoteLeave(channel: channel, identity: identity, node: node))
+            }
+        }
+        for (channel, members) in presence {
+            for member in members { changes.merge(remoteJoin(channel: channel, member: member, node: node)) }
+        }
+        let newCounts = Dictionary(counts.map { ($0.channel, $0.count) }, uniquingKeysWith: { $1 })
+        for (channel, entry) in remote where entry.counts[node] != nil && newCounts[channel] == nil {
+            changes.merge(setRemoteCount(channel: channel, node: node, count: 0))
+        }
+        for (channel, count) in counts { changes.merge(setRemoteCount(channel: channel, node: node, count: count)) }
+        return changes
+    }
+
+    /// A node left or expired: everything attributed to it goes.
+    mutating func removeNode(_ node: String) -> DirectoryChanges {
+        replace(node: node, presence: [], counts: [])
+    }
+
+    /// This node's part, for its `sync_state`: local members per presence channel and local counts.
+    func localState() -> (
+        presence: [(channel: String, members: [PresenceMember])], counts: [(channel: String, count: Int)]
+    ) {
+        var presence: [(String, [PresenceMember])] = []
+        for (name, roster) in rosters {
+            let members = roster.members(heldBy: Self.localNode)
+            if !members.isEmpty { presence.append((name, members)) }
+        }
+        return (presence, channels.map { ($0.key, $0.value.subscribers.count) })
     }
 
     // MARK: Cache
 
-    /// Stores the last event of a cache channel, occupied or not.
+    /// Stores the last event of a cache channel, occupied or not; beyond `limits.cachedChannels`
+    /// the least recently written entry is evicted.
     mutating func storeCachedEvent(channel name: String, frame: OutboundFrame, now: NIODeadline) {
-        cache[name] = CacheEntry(frame: frame, storedAt: now)
+        cacheWriteCount += 1
+        cache[name] = CacheEntry(frame: frame, storedAt: now, write: cacheWriteCount)
+        cacheWrites.append((name, cacheWriteCount))
         if channels[name] == nil { emptiedAt[name] = now } else { emptiedAt[name] = nil }
+        while cache.count > limits.cachedChannels, cacheWritesHead < cacheWrites.count {
+            let oldest = cacheWrites[cacheWritesHead]
+            cacheWritesHead += 1
+            if cache[oldest.name]?.write == oldest.write {
+                cache[oldest.name] = nil
+                emptiedAt[oldest.name] = nil
+            }
+        }
+        if cacheWritesHead > 1024 && cacheWritesHead * 2 > cacheWrites.count {
+            cacheWrites.removeFirst(cacheWritesHead)
+            cacheWritesHead = 0
+            cacheWrites.removeAll { cache[$0.name]?.write != $0.write }
+        }
     }
+
+    /// Cached events held.
+    var cachedChannelCount: Int { cache.count }
 
     /// The cached event when it has not expired.
     mutating func cachedFrame(for name: String, now: NIODeadline) -> OutboundFrame? {
@@ -156,19 +333,74 @@ struct ChannelDirectoryState {
 
     // MARK: Queries
 
+    /// Subscribed connections of `name` in the cluster.
     func subscriptionCount(_ name: String) -> Int {
+        localSubscriptionCount(name) + (remote[name]?.total ?? 0)
+    }
+
+    /// Subscribed connections of `name` on this node.
+    func localSubscriptionCount(_ name: String) -> Int {
         channels[name]?.subscribers.count ?? 0
     }
 
-    /// Distinct users of a presence channel, first-join order, `user_id` with its JSON type.
+    /// Distinct users of a presence channel in the cluster, creation order, `user_id` with its JSON type.
     func users(_ name: String) -> [JSONValue] {
-        guard let channel = channels[name] else { return [] }
-        var seen = Set<String>()
-        return channel.members.compactMap { seen.insert($0.identity).inserted ? $0.userID : nil }
+        rosters[name]?.members().map(\.userID) ?? []
     }
 
-    /// Occupied channel names in creation order.
+    /// Distinct users of a presence channel with a connection on this node.
+    func localUsers(_ name: String) -> [JSONValue] {
+        rosters[name]?.members(heldBy: Self.localNode).map(\.userID) ?? []
+    }
+
+    /// Users of a presence channel in the cluster.
+    func userCount(_ name: String) -> Int {
+        rosters[name]?.count ?? 0
+    }
+
+    /// Channels occupied anywhere in the cluster, in the order this node first saw them occupied.
     func occupiedChannels() -> [String] {
+        var all = channels.map { ($0.key, $0.value.createdSequence) }
+        for (name, entry) in remote where channels[name] == nil { all.append((name, entry.createdSequence)) }
+        return all.sorted { $0.1 < $1.1 }.map(\.0)
+    }
+
+    /// Channels occupied on this node, in creation order.
+    func localOccupiedChannels() -> [String] {
         channels.sorted { $0.value.createdSequence < $1.value.createdSequence }.map(\.key)
     }
+}
+
+/// What a change of the directory means for clients and for the other nodes, for the caller to
+/// carry out (under the directory's lock, so that changes go out in the order they happened).
+struct DirectoryChanges {
+    /// `member_added` / `member_removed` to send to this node's subscribers.
+    var members: [MemberChange] = []
+    /// `presence_join` / `presence_leave` to publish to the other nodes.
+    var announcements: [PresenceAnnouncement] = []
+    /// Channels whose cluster-wide subscriber count changed through another node.
+    var countsChanged: [String] = []
+    /// Remote memberships or counts refused at the caps.
+    var refused = 0
+
+    var isEmpty: Bool { members.isEmpty && announcements.isEmpty && countsChanged.isEmpty }
+
+    mutating func merge(_ other: DirectoryChanges) {
+        members += other.members
+        announcements += other.announcements
+        countsChanged += other.countsChanged
+        refused += other.refused
+    }
+}
+
+/// A presence entry created or emptied, cluster-wide (`protocol.md` §5.3, §5.4).
+enum MemberChange: Equatable {
+    case added(channel: String, member: PresenceMember, except: String?)
+    case removed(channel: String, userID: JSONValue)
+}
+
+/// A local 0 → 1 or 1 → 0 of a user's connections in a presence channel (`scaling.md` §4.6).
+enum PresenceAnnouncement: Equatable {
+    case join(channel: String, member: PresenceMember)
+    case leave(channel: String, userID: JSONValue)
 }

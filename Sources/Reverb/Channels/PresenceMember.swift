@@ -1,25 +1,29 @@
-/// One connection's membership data in a presence channel (`protocol.md` §5.1).
+import NIOCore
+
+/// A user's membership data in a presence channel (`protocol.md` §5.1), from a local connection or
+/// from another node. Its storage is the `channel_data` string and the compact encoding of
+/// `user_info`, both shared (copy on write) by every place that holds the member.
 struct PresenceMember: Sendable, Equatable {
-    var socketID: String
     /// The user identity: an integer id's decimal text, or the string id itself.
     var identity: String
     /// `user_id` with its original JSON type.
     var userID: JSONValue
-    /// `user_info`, `null` when absent.
-    var userInfo: JSONValue
+    /// `user_info` encoded compactly (`null` when absent), as it goes into `hash`.
+    var userInfo: ByteBuffer
     /// The `channel_data` string exactly as received, the `member_added` payload.
     var channelData: String
 
     /// Parses presence `channel_data`; `nil` when it lacks a valid `user_id` (4200).
-    init?(socketID: String, channelData: String?) {
+    init?(channelData: String?) {
         guard let channelData, !channelData.isEmpty,
             case .object(let object)? = try? JSONParser.parse(channelData),
             let userID = object["user_id"], let identity = PresenceMember.identity(of: userID)
         else { return nil }
-        self.socketID = socketID
         self.identity = identity
         self.userID = userID
-        self.userInfo = object["user_info"] ?? .null
+        var info = ByteBufferAllocator().buffer(capacity: 16)
+        JSONWriter.write(object["user_info"] ?? .null, into: &info)
+        self.userInfo = info
         self.channelData = channelData
     }
 
@@ -36,4 +40,7 @@ struct PresenceMember: Sendable, Equatable {
             return nil
         }
     }
+
+    /// Bytes this member holds, for the replicated-state caps.
+    var size: Int { channelData.utf8.count + userInfo.readableBytes }
 }

@@ -90,7 +90,8 @@ indirect enum ConfigFileSchema: Sendable {
     private static let app: ConfigFileSchema = .object(
         leaves(
             "key", "secret", "app_id", "allowed_origins", "ping_interval", "activity_timeout", "max_connections",
-            "max_message_size", "accept_client_events_from", "webhooks"
+            "max_message_size", "accept_client_events_from", "webhooks", "max_presence_members",
+            "max_presence_member_size", "subscription_count"
         ).merging([
             "options": .object(leaves("host", "port", "scheme", "use_tls", "useTLS")),
             "rate_limiting": .object(leaves("enabled", "max_attempts", "decay_seconds", "terminate_on_limit")),

@@ -162,6 +162,19 @@ extension ConfigurationBuilder {
             boolean(setting("REVERB_APP_RATE_LIMIT_TERMINATE", "rate_limiting", "terminate_on_limit")) ?? false
         app.rateLimiting = limits
 
+        var presence = Application.PresenceLimits()
+        if let value = integer(setting("REVERB_APP_MAX_PRESENCE_MEMBERS", "max_presence_members"), minimum: 0) {
+            presence.maxMembers = value
+        }
+        if let value = integer(
+            setting("REVERB_APP_MAX_PRESENCE_MEMBER_SIZE", "max_presence_member_size"), minimum: 0)
+        {
+            presence.maxMemberSize = value
+        }
+        app.presenceLimits = presence
+        app.subscriptionCount =
+            boolean(setting("REVERB_APP_SUBSCRIPTION_COUNT", "subscription_count")) ?? false
+
         let scheme = choice(setting("REVERB_SCHEME", "options", "scheme"), ["http", "https"]) ?? "https"
         app.options = Application.Options(
             host: optionalText(setting("REVERB_HOST", "options", "host")),

@@ -55,13 +55,19 @@ final class HTTPAPI: Sendable {
             let promise = eventLoop.makePromise(of: HTTPResponse.self)
             app.fanout.backlog.whenDrained(on: eventLoop) { promise.succeed(response) }
             return promise.futureResult
-        case .afterQuery(let query, let build):
-            let local = app.localQueryResult(query)
-            return pubSub.gather(app: app.id, request: query, local: local, on: eventLoop).map { view in
+        case .afterQuery(.connections, let build):
+            let local = app.queryResult(.connections, scope: .local)
+            return pubSub.gather(app: app.id, request: .connections, local: local, on: eventLoop).map { view in
                 var response = build(view)
                 if view.partial { response.extraHeaders.append(("X-Reverb-Partial", "1")) }
                 return response
             }
+        case .afterQuery(let query, let build):
+            // Channels, counts and users are replicated (`scaling.md` §4.6): answered here, at once;
+            // partial while this node cannot hear the others.
+            var response = build(ClusterChannelView(merging: app.queryResult(query, scope: .cluster)))
+            if pubSub.stateIsPartial { response.extraHeaders.append(("X-Reverb-Partial", "1")) }
+            return eventLoop.makeSucceededFuture(response)
         }
     }
 
@@ -75,7 +81,7 @@ final class HTTPAPI: Sendable {
             case .now(let response):
                 return response
             case .afterQuery(let query, let build):
-                return build(ClusterChannelView(merging: app.localQueryResult(query)))
+                return build(ClusterChannelView(merging: app.queryResult(query, scope: .cluster)))
             }
         }
     }

@@ -63,6 +63,13 @@ enum PusherFrames {
         return internalEvent("pusher_internal:member_removed", channel: channel, data: data)
     }
 
+    /// `{"event":"pusher_internal:subscription_count","data":"{\"subscription_count\":N}","channel":CHANNEL}`
+    static func subscriptionCount(channel: String, count: Int) -> OutboundFrame {
+        internalEvent(
+            "pusher_internal:subscription_count", channel: channel,
+            data: ByteBuffer(string: #"{"subscription_count":\#(count)}"#))
+    }
+
     /// `{"event":"pusher:cache_miss","channel":CHANNEL}`
     static func cacheMiss(channel: String) -> OutboundFrame {
         OutboundFrame.build { buffer in

@@ -3,7 +3,15 @@ import Synchronization
 
 /// This node's answer to a cluster query (`scaling.md` §4.4), also the requester's own part.
 extension AppContext {
-    func localQueryResult(_ request: ClusterQueryRequest) -> JSONObject {
+    /// Whose subscribers a channel query counts.
+    enum QueryScope {
+        /// This node's, the answer to a peer's `query` (`scaling.md` §4.4).
+        case local
+        /// The whole cluster's, from the replicated state (§4.6): the HTTP API's answer.
+        case cluster
+    }
+
+    func queryResult(_ request: ClusterQueryRequest, scope: QueryScope) -> JSONObject {
         switch request {
         case .connections:
             return JSONObject([("connections", .number(String(connectionCount.load(ordering: .relaxed))))])
@@ -11,13 +19,15 @@ extension AppContext {
             return directory.withState { state in
                 var counts = JSONObject()
                 var users = JSONObject()
-                let candidates = names ?? state.occupiedChannels()
+                let candidates =
+                    names ?? (scope == .local ? state.localOccupiedChannels() : state.occupiedChannels())
                 for name in candidates where name.hasPrefix(prefix) {
-                    let count = state.subscriptionCount(name)
+                    let count =
+                        scope == .local ? state.localSubscriptionCount(name) : state.subscriptionCount(name)
                     guard count > 0 else { continue }
                     counts[name] = .number(String(count))
                     if wantsUsers && ChannelName.kind(of: name).isPresence {
-                        users[name] = .array(state.users(name))
+                        users[name] = .array(scope == .local ? state.localUsers(name) : state.users(name))
                     }
                 }
                 var result = JSONObject([("channels", .object(counts))])

@@ -86,6 +86,87 @@ enum ClusterEnvelope {
         return buffer
     }
 
+    /// `presence_join` / `presence_leave` (`scaling.md` §4.6); `user_id` is the identity string.
+    static func presence(node: String, app: String, announcement: PresenceAnnouncement) -> ByteBuffer {
+        switch announcement {
+        case .join(let channel, let member):
+            var buffer = begin(type: "presence_join", node: node, capacity: member.channelData.utf8.count * 2 + 160)
+            field("app", app, into: &buffer)
+            field("channel", channel, into: &buffer)
+            field("user_id", member.identity, into: &buffer)
+            field("channel_data", member.channelData, into: &buffer)
+            buffer.writeStaticString("}")
+            return buffer
+        case .leave(let channel, let userID):
+            var buffer = begin(type: "presence_leave", node: node)
+            field("app", app, into: &buffer)
+            field("channel", channel, into: &buffer)
+            field("user_id", PresenceMember.identity(of: userID) ?? "", into: &buffer)
+            buffer.writeStaticString("}")
+            return buffer
+        }
+    }
+
+    /// `occupancy` (ours, docs.md "Scaling"): this node's subscriber counts of changed channels, 0
+    /// for a channel it no longer has subscribers of.
+    static func occupancy(node: String, app: String, counts: [(channel: String, count: Int)]) -> ByteBuffer {
+        var buffer = begin(type: "occupancy", node: node, capacity: 96 + counts.count * 32)
+        field("app", app, into: &buffer)
+        buffer.writeStaticString(#","channels":{"#)
+        writeCounts(counts, into: &buffer)
+        buffer.writeStaticString("}}")
+        return buffer
+    }
+
+    /// `{"v":1,"type":"sync_request","node":N}`, `"to"` when asking one node.
+    static func syncRequest(node: String, to: String?) -> ByteBuffer {
+        var buffer = begin(type: "sync_request", node: node)
+        if let to { field("to", to, into: &buffer) }
+        buffer.writeStaticString("}")
+        return buffer
+    }
+
+    /// `sync_state` for one app: this node's members per presence channel, creation order, and
+    /// (ours) its subscriber counts; a receiver replaces what it attributes to this node in `app`.
+    static func syncState(
+        node: String, to: String?, app: String,
+        state: (presence: [(channel: String, members: [PresenceMember])], counts: [(channel: String, count: Int)])
+    ) -> ByteBuffer {
+        var buffer = begin(type: "sync_state", node: node, capacity: 256)
+        if let to { field("to", to, into: &buffer) }
+        buffer.writeStaticString(#","presence":{"#)
+        JSONWriter.writeString(app, into: &buffer)
+        buffer.writeStaticString(":{")
+        for (index, entry) in state.presence.enumerated() {
+            if index > 0 { buffer.writeStaticString(",") }
+            JSONWriter.writeString(entry.channel, into: &buffer)
+            buffer.writeStaticString(":[")
+            for (position, member) in entry.members.enumerated() {
+                if position > 0 { buffer.writeStaticString(",") }
+                buffer.writeStaticString(#"{"user_id":"#)
+                JSONWriter.writeString(member.identity, into: &buffer)
+                buffer.writeStaticString(#","channel_data":"#)
+                JSONWriter.writeString(member.channelData, into: &buffer)
+                buffer.writeStaticString("}")
+            }
+            buffer.writeStaticString("]")
+        }
+        buffer.writeStaticString(#"}},"occupancy":{"#)
+        JSONWriter.writeString(app, into: &buffer)
+        buffer.writeStaticString(":{")
+        writeCounts(state.counts, into: &buffer)
+        buffer.writeStaticString("}}}")
+        return buffer
+    }
+
+    private static func writeCounts(_ counts: [(channel: String, count: Int)], into buffer: inout ByteBuffer) {
+        for (index, entry) in counts.enumerated() {
+            if index > 0 { buffer.writeStaticString(",") }
+            JSONWriter.writeString(entry.channel, into: &buffer)
+            buffer.writeString(":\(entry.count)")
+        }
+    }
+
     /// The frame for each channel of a `broadcast` payload (`scaling.md` §3.1): `channels` removed,
     /// `channel` set (appended last when absent), every other member copied byte for byte, its
     /// escaping untouched (`protocol.md` §0), so nothing is decoded and encoded again.

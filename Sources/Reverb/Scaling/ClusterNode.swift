@@ -11,14 +11,33 @@ import ServiceLifecycle
 #endif
 
 /// This node's membership in a cluster over Redis pub/sub (`scaling.md` §4): publishes
-/// broadcasts, terminations and queries, answers peers, tracks their liveness by heartbeats.
+/// broadcasts, terminations and queries, answers peers, replicates presence and subscriber counts
+/// (§4.6), tracks the peers' liveness by heartbeats and drops the state of those that go silent.
 ///
 /// Shared by every event loop and task; mutable parts sit behind one lock that covers dictionary
-/// updates only (never a publish, a log or an await). A `Service`: it runs in the server's service
-/// group and, on graceful shutdown, says `node_leave` before the server closes its connections.
+/// updates only (never a publish, a log or an await). Replicated state lives in each app's
+/// `ChannelDirectory`; messages that change it are applied and published under that directory's
+/// lock (taken before this node's own lock, never after), so what a peer hears is in the order it
+/// happened. A `Service`: it runs in the server's service group and, on graceful shutdown, says
+/// `node_leave` before the server closes its connections.
 final class ClusterNode: PubSubProvider, Service {
     static let heartbeatInterval = Duration.seconds(5)
     static let peerLifetime = Duration.seconds(15)
+    /// How often peers are checked for expiry.
+    static let expiryInterval = Duration.seconds(1)
+    /// A gap this long between two expiry checks means this process was paused (SIGSTOP, a stalled
+    /// machine): it heard nothing because it was not running, so it judges nobody that round.
+    static let pauseThreshold = Duration.seconds(3)
+    /// Channels per `occupancy` message.
+    static let occupancyBatch = 1000
+    /// A peer is asked for its state at most this often.
+    static let syncRequestInterval = Duration.seconds(5)
+    /// Corrective `sync_state`s (someone else published in this node's name) at most this often.
+    static let correctionInterval = Duration.seconds(1)
+    /// Own presence announcements remembered to recognise their echo.
+    static let rememberedAnnouncements = 8192
+    /// Nodes that said `node_leave`, remembered so that their late messages do not revive them.
+    static let rememberedDepartures = 256
     static let maximumPendingQueries = 1000
     static let version = "0.1.0"
 
@@ -31,18 +50,39 @@ final class ClusterNode: PubSubProvider, Service {
     let subscriber: RedisSubscriber
     private let apps: AppRegistry
     private let logger: Logger
+    /// Runs the occupancy flush and corrective syncs.
+    private let loop: any EventLoop
     /// This machine's name, read once, for heartbeats.
     private let host: String
     private let state = NIOLockedValueBox(State())
     private let relay: MessageRelay
 
+    private struct Peer {
+        var lastSeen: ContinuousClock.Instant
+        /// When this node last asked the peer for its state.
+        var askedAt: ContinuousClock.Instant?
+    }
+
     private struct State {
-        var peers: [String: ContinuousClock.Instant] = [:]
+        var peers: [String: Peer] = [:]
+        var departed = Set<String>()
+        var departureOrder = CircularBuffer<String>()
         var queries: [String: PendingQuery] = [:]
         var lastWarning: [String: ContinuousClock.Instant] = [:]
         var droppedMessages = 0
+        var refusedAtCaps = 0
+        var impersonations = 0
         var subscriberUp = false
         var leaving = false
+        var lastTick = ContinuousClock.now
+        /// Channels per app whose local count changed since the last `occupancy`.
+        var dirtyCounts: [String: Set<String>] = [:]
+        var flushScheduled = false
+        var lastCorrection: ContinuousClock.Instant?
+        var correctionScheduled = false
+        /// Hashes of this node's presence announcements not yet heard back.
+        var announced = Set<Int>()
+        var announcedOrder = CircularBuffer<Int>()
     }
 
     private struct PendingQuery {
@@ -55,7 +95,8 @@ final class ClusterNode: PubSubProvider, Service {
     private final class MessageRelay: Sendable {
         let node = NIOLockedValueBox<ClusterNodeReference?>(nil)
         func deliver(_ payload: ByteBuffer) { node.withLockedValue { $0 }?.node?.receive(payload) }
-        func subscribed() { node.withLockedValue { $0 }?.node?.sendHeartbeat() }
+        func subscribed() { node.withLockedValue { $0 }?.node?.subscribed() }
+        func publisherReconnected() { node.withLockedValue { $0 }?.node?.sendSyncState(to: nil) }
     }
 
     private final class ClusterNodeReference: Sendable {
@@ -75,13 +116,18 @@ final class ClusterNode: PubSubProvider, Service {
         self.degradedAfter = factory.timeout
         self.apps = apps
         self.logger = logger
+        self.loop = eventLoopGroup.next()
         self.host = Self.hostName()
         let relay = MessageRelay()
         self.relay = relay
         self.publisher = factory.makePublisher(
             eventLoopGroup: eventLoopGroup, queueCapacity: scaling.queueSize,
             clientName: "swift-reverb:\(nodeID):publisher",
-            logger: logger)
+            logger: logger,
+            onLinkStateChange: { link in
+                // Whatever was lost while the link was down, peers get this node's state again.
+                if link.isConnected { relay.publisherReconnected() }
+            })
         let stateBox = self.state
         self.subscriber = factory.makeSubscriber(
             channels: [scaling.channel], eventLoopGroup: eventLoopGroup,
@@ -93,7 +139,7 @@ final class ClusterNode: PubSubProvider, Service {
                     if link.isConnected {
                         // Expiry was suspended while we could not hear anyone: start afresh.
                         let now = ContinuousClock.now
-                        for peer in state.peers.keys { state.peers[peer] = now }
+                        for peer in state.peers.keys { state.peers[peer]!.lastSeen = now }
                     }
                 }
                 if link.isConnected { relay.subscribed() }
@@ -127,6 +173,12 @@ final class ClusterNode: PubSubProvider, Service {
                     try? await Task.sleep(for: Self.heartbeatInterval)
                     if Task.isCancelled { break }
                     self.sendHeartbeat()
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.expiryInterval)
+                    if Task.isCancelled { break }
                     self.expirePeers()
                 }
             }
@@ -163,12 +215,20 @@ final class ClusterNode: PubSubProvider, Service {
     var livePeers: Set<String> {
         let now = ContinuousClock.now
         return state.withLockedValue { state in
-            Set(state.peers.filter { now - $0.value < Self.peerLifetime }.keys)
+            Set(state.peers.filter { now - $0.value.lastSeen < Self.peerLifetime }.keys)
         }
     }
 
     /// Messages from the bus dropped as malformed or unknown.
     var droppedMessageCount: Int { state.withLockedValue { $0.droppedMessages } }
+
+    /// Remote memberships and counts refused at the replicated-state caps.
+    var refusedAtCapsCount: Int { state.withLockedValue { $0.refusedAtCaps } }
+
+    /// Presence announcements heard in this node's name that it did not send.
+    var impersonationCount: Int { state.withLockedValue { $0.impersonations } }
+
+    var stateIsPartial: Bool { !subscriber.linkState.isConnected }
 
     // MARK: Publishing
 
@@ -202,14 +262,157 @@ final class ClusterNode: PubSubProvider, Service {
     private func expirePeers() {
         let now = ContinuousClock.now
         let expired: [String] = state.withLockedValue { state in
+            defer { state.lastTick = now }
             guard state.subscriberUp else { return [] }
-            let gone = state.peers.filter { now - $0.value >= Self.peerLifetime }.map(\.key)
+            if now - state.lastTick > Self.pauseThreshold {
+                // This process was not running: the silence was ours. Start afresh.
+                for peer in state.peers.keys { state.peers[peer]!.lastSeen = now }
+                return []
+            }
+            let gone = state.peers.filter { now - $0.value.lastSeen >= Self.peerLifetime }.map(\.key)
             for peer in gone { state.peers[peer] = nil }
             return gone
         }
         for peer in expired {
             logger.info("Cluster node expired", metadata: ["node": "\(peer)"])
+            dropState(of: peer)
             peerGone(peer)
+        }
+    }
+
+    /// The subscriber is ready (start-up or after a reconnect): say who we are, ask everyone for
+    /// their state, and give ours, since peers may have missed our changes meanwhile.
+    private func subscribed() {
+        sendHeartbeat()
+        publisher.publish(ClusterEnvelope.syncRequest(node: nodeID, to: nil), to: channel)
+        sendSyncState(to: nil)
+    }
+
+    /// Publishes this node's state, one `sync_state` per app, each built and published under its
+    /// app's lock so it is ordered with the announcements around it.
+    func sendSyncState(to peer: String?) {
+        guard !state.withLockedValue({ $0.leaving }) else { return }
+        for app in apps.all {
+            app.directory.withState { directory in
+                publisher.publish(
+                    ClusterEnvelope.syncState(node: nodeID, to: peer, app: app.id, state: directory.localState()),
+                    to: channel)
+            }
+        }
+    }
+
+    /// Removes every member and count attributed to `peer`.
+    private func dropState(of peer: String) {
+        for app in apps.all { apply(to: app) { $0.removeNode(peer) } }
+    }
+
+    /// Changes `app`'s directory and carries out what that means for local clients, under its lock.
+    private func apply(to app: AppContext, _ change: (inout ChannelDirectoryState) -> DirectoryChanges) {
+        let refused = app.directory.withState { directory -> Int in
+            let changes = change(&directory)
+            app.carryOut(changes, countChanged: nil, pubSub: self)
+            return changes.refused
+        }
+        if refused > 0 {
+            state.withLockedValue { $0.refusedAtCaps += refused }
+            warnOnce(
+                "caps",
+                "Replicated cluster state of app \(app.id) is at its caps (docs.md \"Scaling\"); entries refused")
+        }
+    }
+
+    // MARK: Replication
+
+    func announce(_ announcements: [PresenceAnnouncement], app: String) {
+        for announcement in announcements {
+            let message = ClusterEnvelope.presence(node: nodeID, app: app, announcement: announcement)
+            let hash = Self.hash(message)
+            let leaving = state.withLockedValue { state -> Bool in
+                guard !state.leaving else { return true }
+                if state.announced.insert(hash).inserted {
+                    state.announcedOrder.append(hash)
+                    if state.announcedOrder.count > Self.rememberedAnnouncements {
+                        state.announced.remove(state.announcedOrder.removeFirst())
+                    }
+                }
+                return false
+            }
+            // Graceful shutdown: peers dropped this node at `node_leave`; nothing more to say.
+            if leaving { return }
+            publisher.publish(message, to: channel)
+        }
+    }
+
+    func localCountChanged(channel name: String, app: AppContext) {
+        let schedule = state.withLockedValue { state -> Bool in
+            guard !state.leaving else { return false }
+            state.dirtyCounts[app.id, default: []].insert(name)
+            guard !state.flushScheduled else { return false }
+            state.flushScheduled = true
+            return true
+        }
+        // Sent from the loop's next turn: a burst of changes made meanwhile goes out in one message,
+        // and a single change reaches the bus within microseconds, usually before the subscriber's
+        // client has read its `subscription_succeeded`.
+        if schedule { loop.execute { self.flushCounts() } }
+    }
+
+    /// Publishes the current local counts of the channels that changed, per app.
+    private func flushCounts() {
+        let dirty = state.withLockedValue { state -> [String: Set<String>] in
+            state.flushScheduled = false
+            defer { state.dirtyCounts = [:] }
+            return state.leaving ? [:] : state.dirtyCounts
+        }
+        for (appID, names) in dirty {
+            guard let app = apps.app(id: appID) else { continue }
+            let names = Array(names)
+            for start in stride(from: 0, to: names.count, by: Self.occupancyBatch) {
+                let batch = names[start..<min(start + Self.occupancyBatch, names.count)]
+                app.directory.withState { directory in
+                    let counts = batch.map { ($0, directory.localSubscriptionCount($0)) }
+                    publisher.publish(ClusterEnvelope.occupancy(node: nodeID, app: appID, counts: counts), to: channel)
+                }
+            }
+        }
+    }
+
+    private static func hash(_ buffer: ByteBuffer) -> Int {
+        var hasher = Hasher()
+        buffer.withUnsafeReadableBytes { hasher.combine(bytes: $0) }
+        return hasher.finalize()
+    }
+
+    /// A presence announcement in this node's name came back: ours (the echo of a publish), or
+    /// somebody else's, whose claim peers now believe. Then peers get our true state again.
+    private func heardOwnName(_ payload: ByteBuffer) {
+        let hash = Self.hash(payload)
+        let ours = state.withLockedValue { $0.announced.remove(hash) != nil }
+        guard !ours else { return }
+        state.withLockedValue { $0.impersonations += 1 }
+        warnOnce(
+            "impersonation", "A presence message in this node's name (\(nodeID)) that it did not send; correcting peers"
+        )
+        scheduleCorrection()
+    }
+
+    /// Sends an unsolicited `sync_state` now, or at the end of the current correction interval.
+    private func scheduleCorrection() {
+        let now = ContinuousClock.now
+        let delay: Duration? = state.withLockedValue { state in
+            guard !state.correctionScheduled else { return nil }
+            state.correctionScheduled = true
+            guard let last = state.lastCorrection else { return .zero }
+            return max(.zero, Self.correctionInterval - (now - last))
+        }
+        guard let delay else { return }
+        let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+        loop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+            self.state.withLockedValue { state in
+                state.correctionScheduled = false
+                state.lastCorrection = ContinuousClock.now
+            }
+            self.sendSyncState(to: nil)
         }
     }
 
@@ -303,23 +506,54 @@ final class ClusterNode: PubSubProvider, Service {
             return drop("message without v")
         }
         guard version == ClusterEnvelope.version else { return drop("message of format version \(version)") }
-        guard let sender = envelope["node"]?.stringValue else { return drop("message without node") }
-        if sender == nodeID { return }
-        let known = state.withLockedValue { state -> Bool in
-            let known = state.peers[sender] != nil
-            state.peers[sender] = ContinuousClock.now
-            return known
+        guard let sender = envelope["node"]?.stringValue, !sender.isEmpty else { return drop("message without node") }
+        if sender == nodeID {
+            if type == "presence_join" || type == "presence_leave" { heardOwnName(payload) }
+            return
         }
-        if !known {
+        enum Sender { case known, new, departed }
+        let now = ContinuousClock.now
+        let (standing, ask) = state.withLockedValue { state -> (Sender, Bool) in
+            if state.departed.contains(sender) { return (.departed, false) }
+            if type == "node_leave" { return (state.peers[sender] == nil ? .new : .known, false) }
+            let standing: Sender = state.peers[sender] == nil ? .new : .known
+            var peer = state.peers[sender] ?? Peer(lastSeen: now)
+            peer.lastSeen = now
+            // A node we did not know (new, or expired while it was frozen or cut off, which it may
+            // not have noticed) is asked for its state rather than waiting for it to offer it.
+            var ask = false
+            if standing == .new && type != "sync_state" {
+                if peer.askedAt.map({ now - $0 >= Self.syncRequestInterval }) ?? true {
+                    peer.askedAt = now
+                    ask = true
+                }
+            }
+            state.peers[sender] = peer
+            return (standing, ask)
+        }
+        // A node that said goodbye is gone for good (a restart is a new node): late messages of
+        // its own must not bring it back.
+        if standing == .departed { return }
+        if standing == .new && type != "node_leave" {
             logger.info("Cluster node joined", metadata: ["node": "\(sender)"])
             if type == "heartbeat" { sendHeartbeat() }
         }
+        if ask { publisher.publish(ClusterEnvelope.syncRequest(node: nodeID, to: sender), to: channel) }
         switch type {
         case "heartbeat":
             break
         case "node_leave":
-            state.withLockedValue { _ = $0.peers.removeValue(forKey: sender) }
+            state.withLockedValue { state in
+                state.peers[sender] = nil
+                if state.departed.insert(sender).inserted {
+                    state.departureOrder.append(sender)
+                    if state.departureOrder.count > Self.rememberedDepartures {
+                        state.departed.remove(state.departureOrder.removeFirst())
+                    }
+                }
+            }
             logger.info("Cluster node left", metadata: ["node": "\(sender)"])
+            dropState(of: sender)
             peerGone(sender)
         case "broadcast":
             guard let app = app(of: envelope), let payloadRange,
@@ -341,7 +575,7 @@ final class ClusterNode: PubSubProvider, Service {
                 let request = ClusterQueryRequest(envelope)
             else { return drop("malformed query") }
             let reply = ClusterEnvelope.queryReply(
-                node: nodeID, app: app.id, id: id, to: sender, result: app.localQueryResult(request))
+                node: nodeID, app: app.id, id: id, to: sender, result: app.queryResult(request, scope: .local))
             publisher.publish(reply, to: channel)
         case "query_reply":
             guard envelope["to"]?.stringValue == nodeID else { return }
@@ -354,10 +588,77 @@ final class ClusterNode: PubSubProvider, Service {
                 return true
             }
             if exists { finishQuery(id, force: false) }
-        case "presence_join", "presence_leave", "sync_request", "sync_state":
-            break  // phase 2: presence replication
+        case "presence_join":
+            guard let channel = envelope["channel"]?.stringValue, ChannelName.kind(of: channel).isPresence,
+                let identity = envelope["user_id"]?.stringValue,
+                let member = PresenceMember(channelData: envelope["channel_data"]?.stringValue),
+                member.identity == identity
+            else { return drop("malformed presence_join") }
+            guard let app = app(of: envelope) else { return }
+            apply(to: app) { $0.remoteJoin(channel: channel, member: member, node: sender) }
+        case "presence_leave":
+            guard let channel = envelope["channel"]?.stringValue, let identity = envelope["user_id"]?.stringValue
+            else { return drop("malformed presence_leave") }
+            guard let app = app(of: envelope) else { return }
+            apply(to: app) { $0.remoteLeave(channel: channel, identity: identity, node: sender) }
+        case "occupancy":
+            guard case .object(let channels)? = envelope["channels"] else { return drop("malformed occupancy") }
+            var counts: [(String, Int)] = []
+            for (name, value) in channels.entries {
+                guard let count = value.integerValue, count >= 0 else { return drop("malformed occupancy") }
+                counts.append((name, count))
+            }
+            guard let app = app(of: envelope) else { return }
+            apply(to: app) { directory in
+                var changes = DirectoryChanges()
+                for (name, count) in counts {
+                    changes.merge(directory.setRemoteCount(channel: name, node: sender, count: count))
+                }
+                return changes
+            }
+        case "sync_request":
+            if let to = envelope["to"]?.stringValue, to != nodeID { return }
+            sendSyncState(to: sender)
+        case "sync_state":
+            if let to = envelope["to"]?.stringValue, to != nodeID { return }
+            receiveSyncState(envelope, from: sender)
         default:
             drop("message of unknown type \"\(type)\"")
+        }
+    }
+
+    /// Replaces, for each app the message lists, what this node attributes to `sender`.
+    private func receiveSyncState(_ envelope: JSONObject, from sender: String) {
+        guard case .object(let presence)? = envelope["presence"] else { return drop("malformed sync_state") }
+        let occupancy = envelope["occupancy"]?.objectValue ?? JSONObject()
+        var appIDs = presence.entries.map(\.key)
+        for (id, _) in occupancy.entries where presence[id] == nil { appIDs.append(id) }
+        for appID in appIDs {
+            var members: [(channel: String, members: [PresenceMember])] = []
+            for (channel, list) in presence[appID]?.objectValue?.entries ?? [] {
+                guard ChannelName.kind(of: channel).isPresence, let list = list.arrayValue else {
+                    return drop("malformed sync_state")
+                }
+                var parsed: [PresenceMember] = []
+                for item in list {
+                    guard let item = item.objectValue, let identity = item["user_id"]?.stringValue,
+                        let member = PresenceMember(channelData: item["channel_data"]?.stringValue),
+                        member.identity == identity
+                    else { return drop("malformed sync_state") }
+                    parsed.append(member)
+                }
+                members.append((channel, parsed))
+            }
+            var counts: [(channel: String, count: Int)] = []
+            for (channel, value) in occupancy[appID]?.objectValue?.entries ?? [] {
+                guard let count = value.integerValue, count >= 0 else { return drop("malformed sync_state") }
+                counts.append((channel, count))
+            }
+            guard let app = apps.app(id: appID) else {
+                warnOnce("unknown app \(appID)", "Cluster message for unknown app \(appID) ignored")
+                continue
+            }
+            apply(to: app) { $0.replace(node: sender, presence: members, counts: counts) }
         }
     }
 

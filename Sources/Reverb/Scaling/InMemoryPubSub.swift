@@ -12,5 +12,11 @@ struct InMemoryPubSub: PubSubProvider {
         eventLoop.makeSucceededFuture(ClusterChannelView(merging: local))
     }
 
+    func announce(_ announcements: [PresenceAnnouncement], app: String) {}
+
+    func localCountChanged(channel: String, app: AppContext) {}
+
+    var stateIsPartial: Bool { false }
+
     var isDegraded: Bool { false }
 }

@@ -15,6 +15,18 @@ protocol PubSubProvider: Sendable {
         app: String, request: ClusterQueryRequest, local: JSONObject, on eventLoop: any EventLoop
     ) -> EventLoopFuture<ClusterChannelView>
 
+    /// Tells the other nodes of local presence changes (`scaling.md` §4.6). Called under the
+    /// app's directory lock, so announcements leave in the order the changes happened.
+    func announce(_ announcements: [PresenceAnnouncement], app: String)
+
+    /// The number of local subscribers of `channel` changed; the other nodes learn it shortly.
+    /// Called under the app's directory lock: it must not take that lock.
+    func localCountChanged(channel: String, app: AppContext)
+
+    /// This node cannot hear the others, so its replicated view may be stale (answers say
+    /// `X-Reverb-Partial: 1`).
+    var stateIsPartial: Bool { get }
+
     /// Either Redis link has been down for `REDIS_TIMEOUT` or longer (`/up` says `DEGRADED`).
     var isDegraded: Bool { get }
 }

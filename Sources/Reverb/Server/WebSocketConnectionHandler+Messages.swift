@@ -63,7 +63,7 @@ extension WebSocketConnectionHandler {
         var member: PresenceMember?
         var userID: JSONValue?
         if kind.isPresence {
-            guard let presenceMember = PresenceMember(socketID: socketID, channelData: channelData) else {
+            guard let presenceMember = PresenceMember(channelData: channelData) else {
                 return send(PusherFrames.error(.invalidMessageFormat))
             }
             member = presenceMember
@@ -77,24 +77,26 @@ extension WebSocketConnectionHandler {
         let now = NIODeadline.now()
         let socketID = self.socketID
         let fanout = app.fanout
-        if subscriptions[channel] == nil { shardAddInterest(channel: channel, app: app) }
+        let pubSub = node.pubSub
+        let isNew = subscriptions[channel] == nil
+        if isNew { shardAddInterest(channel: channel, app: app) }
         let (outcome, joinedAt) = app.directory.withState { state in
             let outcome = state.subscribe(
-                channel: channel, socketID: socketID, member: member, isCache: kind.isCache, now: now)
-            return (outcome, fanout.currentSequence())
+                channel: channel, socketID: socketID, member: member, isCache: kind.isCache,
+                presenceLimits: app.application.presenceLimits, now: now)
+            let joinedAt = fanout.currentSequence()
+            // Carried out under the lock: member events and announcements leave in the order the
+            // changes happened, whichever loop made them.
+            app.carryOut(outcome.changes, countChanged: outcome.countChanged ? channel : nil, pubSub: pubSub)
+            return (outcome, joinedAt)
+        }
+        if let refusal = outcome.refused {
+            if isNew { shardRemoveInterest(channel: channel, app: app) }
+            log(.debug, "Subscription refused: \(refusal.message)", ["channel": "\(channel)"])
+            return send(PusherFrames.error(refusal))
         }
         subscriptions[channel] = Subscription(userID: userID)
         shardSubscribe(channel: channel, app: app, joinedAt: joinedAt)
-        if let removed = outcome.removedUserID {
-            app.broadcastLocally(
-                channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: removed), except: socketID
-            )
-        }
-        if let added = outcome.addedMember {
-            app.broadcastLocally(
-                channel: channel, frame: PusherFrames.memberAdded(channel: channel, channelData: added.channelData),
-                except: socketID)
-        }
         send(PusherFrames.subscriptionSucceeded(channel: channel, data: outcome.succeededData))
         if kind.isCache {
             send(outcome.cachedFrame ?? PusherFrames.cacheMiss(channel: channel))
@@ -108,11 +110,10 @@ extension WebSocketConnectionHandler {
         shardUnsubscribe(channel: channel, app: app)
         let now = NIODeadline.now()
         let socketID = self.socketID
-        let result = app.directory.withState { $0.unsubscribe(channel: channel, socketID: socketID, now: now) }
-        if let removed = result.removedUserID {
-            app.broadcastLocally(
-                channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: removed), except: socketID
-            )
+        let pubSub = node.pubSub
+        app.directory.withState { state in
+            let outcome = state.unsubscribe(channel: channel, socketID: socketID, now: now)
+            app.carryOut(outcome.changes, countChanged: outcome.wasSubscribed ? channel : nil, pubSub: pubSub)
         }
         log(.debug, "Unsubscribed", ["channel": "\(channel)"])
     }

@@ -381,6 +381,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         shard?.subscribe(self, key: app.key(channel), joinedAt: joinedAt)
     }
 
+    /// Takes back `shardAddInterest` for a subscription that was refused.
+    func shardRemoveInterest(channel: String, app: AppContext) {
+        inbox?.removeInterest(app.key(channel))
+    }
+
     func shardUnsubscribe(channel: String, app: AppContext) {
         let key = app.key(channel)
         if shard?.unsubscribe(self, key: key) == true { inbox?.removeInterest(key) }

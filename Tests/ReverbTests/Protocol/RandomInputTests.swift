@@ -101,7 +101,7 @@ struct RandomInputTests {
             if case .success = RequestSignature.verify(request, application: app, prefix: "", now: 0) {
                 Issue.record("random input passed the signature check: \(text)")
             }
-            _ = PresenceMember(socketID: "1.1", channelData: text)
+            _ = PresenceMember(channelData: text)
             _ = OriginPolicy.allows(origin: text, patterns: ["*.example.com", text])
         }
     }
