@@ -678,3 +678,147 @@ def signed_http(server: ReverbServer, method: str, path: str, body: bytes | None
     """Signed request to `path` (without prefix handling: pass the full path)."""
     q = signed_query(method, path, key or server.key, secret or server.secret, body or b"", params, timestamp)
     return http_request(server, method, f"{path}?{q}", body)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scaling: a throw-away redis-server and signed GETs through the official SDK
+# --------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def resp_command(*args) -> bytes:
+    """One Redis command in RESP (an array of bulk strings)."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif not isinstance(arg, bytes):
+            arg = str(arg).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(out)
+
+
+class Redis:
+    """A redis-server on a free loopback port, no persistence; stop()/start() reuse the port."""
+
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self.ping, timeout=10, message="redis-server to answer")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def publish(self, channel: str, payload: bytes):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            s.sendall(resp_command("PUBLISH", channel, payload))
+            assert s.recv(64).startswith(b":"), "PUBLISH failed"
+
+    def publish_many(self, channel: str, payloads, timeout: float = 30.0) -> int:
+        """Pipelines one PUBLISH per payload on one socket, then reads every reply; returns the count."""
+        payloads = list(payloads)
+        blob = b"".join(resp_command("PUBLISH", channel, p) for p in payloads)
+        expected = len(payloads)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            sender = threading.Thread(target=s.sendall, args=(blob,), daemon=True)
+            sender.start()  # send and read at once, so neither side's buffers stall the other
+            replies = b""
+            while replies.count(b"\r\n") < expected:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                replies += chunk
+            sender.join(timeout)
+        lines = replies.split(b"\r\n")[:expected]
+        assert len(lines) == expected and all(line.startswith(b":") for line in lines), "pipelined PUBLISH failed"
+        return expected
+
+    def command(self, *args) -> bytes:
+        """Runs one command; returns the reply's payload (bulk string, simple string or integer text)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(resp_command(*args))
+            buf = b""
+            while b"\r\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise AssertionError(f"redis closed during {args}")
+                buf += chunk
+            head, _, rest = buf.partition(b"\r\n")
+            if head[:1] == b"$":
+                n = int(head[1:])
+                if n < 0:
+                    return b""
+                while len(rest) < n + 2:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    rest += chunk
+                return rest[:n]
+            if head[:1] == b"-":
+                raise AssertionError(f"redis error for {args}: {head!r}")
+            return head[1:]
+
+    def numsub(self, channel: str) -> int:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            s.sendall(f"PUBSUB NUMSUB {channel}\r\n".encode())
+            reply = s.recv(256).split(b"\r\n")
+            return int(reply[3][1:])
+
+    def client_names(self) -> list[str]:
+        """The `name=` of every connection in CLIENT LIST (empty names left out)."""
+        names = []
+        for line in self.command("CLIENT", "LIST").decode(errors="replace").splitlines():
+            for field in line.split(" "):
+                if field.startswith("name=") and len(field) > 5:
+                    names.append(field[5:])
+        return names
+
+    def node_ids(self, role: str = "subscriber") -> set[str]:
+        """swift-reverb node ids whose `swift-reverb:<id>:<role>` connection is open."""
+        ids = set()
+        for name in self.client_names():
+            parts = name.split(":")
+            if len(parts) == 3 and parts[0] == "swift-reverb" and parts[2] == role:
+                ids.add(parts[1])
+        return ids
+
+
+@pytest.fixture
+def redis(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = Redis(tmp_path)
+    yield server
+    server.stop()
+
+
+def _get(node, path: str, params: dict | None = None):
+    """A signed GET through the official Pusher SDK; returns the decoded JSON (raises on non-2xx)."""
+    client = node.pusher()
+    from pusher.http import Request
+
+    request = Request(client._pusher_client, "GET", path, params or {})
+    return client._pusher_client.http.send_request(request)

@@ -4,8 +4,8 @@ struct AppRegistry: Sendable {
     private let byKey: [String: AppContext]
     private let byID: [String: AppContext]
 
-    init(_ applications: [Application], fanout: Fanout) {
-        all = applications.map { AppContext(application: $0, fanout: fanout) }
+    init(_ applications: [Application], fanout: Fanout, limits: ChannelDirectoryState.Limits = .init()) {
+        all = applications.map { AppContext(application: $0, fanout: fanout, limits: limits) }
         byKey = Dictionary(all.map { ($0.application.key, $0) }, uniquingKeysWith: { _, last in last })
         byID = Dictionary(all.map { ($0.application.id, $0) }, uniquingKeysWith: { _, last in last })
     }

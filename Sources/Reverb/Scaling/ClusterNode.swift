@@ -655,7 +655,7 @@ final class ClusterNode: PubSubProvider, Service {
                 counts.append((channel, count))
             }
             guard let app = apps.app(id: appID) else {
-                warnOnce("unknown app \(appID)", "Cluster message for unknown app \(appID) ignored")
+                unknownApp(appID)
                 continue
             }
             apply(to: app) { $0.replace(node: sender, presence: members, counts: counts) }
@@ -665,10 +665,17 @@ final class ClusterNode: PubSubProvider, Service {
     private func app(of envelope: JSONObject) -> AppContext? {
         guard let id = envelope["app"]?.stringValue else { return nil }
         guard let app = apps.app(id: id) else {
-            warnOnce("unknown app \(id)", "Cluster message for unknown app \(id) ignored")
+            unknownApp(id)
             return nil
         }
         return app
+    }
+
+    /// A message (or a `sync_state` part) for an app this node does not serve: ignored, counted,
+    /// warned once a minute per id.
+    private func unknownApp(_ id: String) {
+        state.withLockedValue { $0.droppedMessages += 1 }
+        warnOnce("unknown app \(id)", "Cluster message for unknown app \(id) ignored")
     }
 
     private func drop(_ kind: String) {

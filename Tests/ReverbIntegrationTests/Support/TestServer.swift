@@ -15,12 +15,15 @@ extension Application {
         maxConnections: Int? = nil,
         maxMessageSize: Int = 10_000,
         clientEvents: ClientEventPolicy = .members,
-        rateLimiting: RateLimiting = RateLimiting()
+        rateLimiting: RateLimiting = RateLimiting(),
+        presenceLimits: PresenceLimits = PresenceLimits(),
+        subscriptionCount: Bool = false
     ) -> Application {
         Application(
             id: "123456", key: key, secret: "reverb-secret", allowedOrigins: allowedOrigins,
             pingInterval: pingInterval, activityTimeout: activityTimeout, maxConnections: maxConnections,
-            maxMessageSize: maxMessageSize, acceptClientEventsFrom: clientEvents, rateLimiting: rateLimiting)
+            maxMessageSize: maxMessageSize, acceptClientEventsFrom: clientEvents, rateLimiting: rateLimiting,
+            presenceLimits: presenceLimits, subscriptionCount: subscriptionCount)
     }
 }
 
