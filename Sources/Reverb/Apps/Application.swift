@@ -45,18 +45,6 @@ public struct Application: Sendable, Hashable {
             self.maxMembers = maxMembers
             self.maxMemberSize = maxMemberSize
         }
-
-        /// The 4100 error when `member` may not join `roster`, nil when it may.
-        func refusal(for member: PresenceMember, in roster: PresenceRoster) -> PusherError? {
-            if maxMemberSize > 0 && member.channelData.utf8.count > maxMemberSize {
-                return PusherError(
-                    code: 4100, message: "Presence member data size limit (\(maxMemberSize) bytes) exceeded")
-            }
-            if maxMembers > 0 && !roster.contains(member.identity) && roster.count >= maxMembers {
-                return PusherError(code: 4100, message: "Presence channel member limit (\(maxMembers)) reached")
-            }
-            return nil
-        }
     }
 
     /// Where the Laravel app sends HTTP API calls (`options`); used by `reverb events:trigger`.

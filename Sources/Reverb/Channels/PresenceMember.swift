@@ -1,8 +1,9 @@
 import NIOCore
 
 /// A user's membership data in a presence channel (`protocol.md` §5.1), from a local connection or
-/// from another node. Its storage is the `channel_data` string and the compact encoding of
-/// `user_info`, both shared (copy on write) by every place that holds the member.
+/// from another node. Its storage is one buffer of the `channel_data` bytes; `user_info` is a slice
+/// of it whenever the client sent it compact (Laravel's `json_encode` does), so a member costs about
+/// its data size, and every place that holds the member shares that buffer.
 struct PresenceMember: Sendable, Equatable {
     /// The user identity: an integer id's decimal text, or the string id itself.
     var identity: String
@@ -10,21 +11,39 @@ struct PresenceMember: Sendable, Equatable {
     var userID: JSONValue
     /// `user_info` encoded compactly (`null` when absent), as it goes into `hash`.
     var userInfo: ByteBuffer
-    /// The `channel_data` string exactly as received, the `member_added` payload.
-    var channelData: String
+    /// The `channel_data` bytes exactly as received, the `member_added` payload.
+    var channelData: ByteBuffer
 
     /// Parses presence `channel_data`; `nil` when it lacks a valid `user_id` (4200).
-    init?(channelData: String?) {
-        guard let channelData, !channelData.isEmpty,
-            case .object(let object)? = try? JSONParser.parse(channelData),
+    init?(channelData text: String?) {
+        guard let text, !text.isEmpty else { return nil }
+        let channelData = ByteBuffer(string: text)
+        guard case .object(let object)? = try? JSONParser.parse(channelData.readableBytesView),
             let userID = object["user_id"], let identity = PresenceMember.identity(of: userID)
         else { return nil }
         self.identity = identity
         self.userID = userID
-        var info = ByteBufferAllocator().buffer(capacity: 16)
-        JSONWriter.write(object["user_info"] ?? .null, into: &info)
-        self.userInfo = info
         self.channelData = channelData
+        self.userInfo = Self.compactUserInfo(object["user_info"] ?? .null, in: channelData)
+    }
+
+    /// `user_info` as it goes into `hash`: the slice of `channel_data` when that is already the
+    /// compact encoding, else the compact encoding in a buffer of its own size.
+    private static func compactUserInfo(_ value: JSONValue, in channelData: ByteBuffer) -> ByteBuffer {
+        var compact = ByteBufferAllocator().buffer(capacity: channelData.readableBytes)
+        JSONWriter.write(value, into: &compact)
+        let raw = try? channelData.withUnsafeReadableBytes { bytes throws(JSONParseError) in
+            try JSONParser.members(bytes).last { $0.key == "user_info" }?.valueRange
+        }
+        if let range = raw ?? nil, range.count == compact.readableBytes,
+            let slice = channelData.getSlice(at: channelData.readerIndex + range.lowerBound, length: range.count),
+            slice == compact
+        {
+            return slice
+        }
+        var exact = ByteBufferAllocator().buffer(capacity: compact.readableBytes)
+        exact.writeImmutableBuffer(compact)
+        return exact
     }
 
     /// A user identity per `protocol.md` §5.1: a non-empty string, or an integer as decimal text.
@@ -42,5 +61,5 @@ struct PresenceMember: Sendable, Equatable {
     }
 
     /// Bytes this member holds, for the replicated-state caps.
-    var size: Int { channelData.utf8.count + userInfo.readableBytes }
+    var size: Int { channelData.readableBytes }
 }

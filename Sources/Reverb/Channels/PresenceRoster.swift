@@ -19,8 +19,6 @@ struct PresenceRoster {
     /// entry (removed, or removed and created again), and stale elements are compacted away.
     private var order: [(identity: String, sequence: Int)] = []
     private var nextSequence = 0
-    /// The `subscription_succeeded` presence data, kept until the next change.
-    private var encoded: ByteBuffer?
 
     var count: Int { entries.count }
     var isEmpty: Bool { entries.isEmpty }
@@ -41,7 +39,6 @@ struct PresenceRoster {
         nextSequence += 1
         entries[member.identity] = Entry(member: member, nodes: [node], sequence: nextSequence, charged: charge)
         order.append((member.identity, nextSequence))
-        encoded = nil
         return true
     }
 
@@ -50,7 +47,6 @@ struct PresenceRoster {
     mutating func update(_ member: PresenceMember) {
         guard entries[member.identity] != nil else { return }
         entries[member.identity]!.member = member
-        encoded = nil
     }
 
     /// Records that `node` no longer holds `identity`. Returns the entry when no node holds the user
@@ -62,7 +58,6 @@ struct PresenceRoster {
             entries[identity] = entry
             return nil
         }
-        encoded = nil
         if order.count > 32 && order.count > 2 * entries.count {
             order.removeAll { entries[$0.identity]?.sequence != $0.sequence }
         }
@@ -83,10 +78,9 @@ struct PresenceRoster {
         entries.compactMap { $0.value.nodes.contains(node) ? $0.key : nil }
     }
 
-    /// `{"presence":{"count":N,"ids":[...],"hash":{...}}}` (`protocol.md` §5.2), in creation order;
-    /// built once per change of the member set, in one pass.
-    mutating func presenceData() -> ByteBuffer {
-        if let encoded { return encoded }
+    /// `{"presence":{"count":N,"ids":[...],"hash":{...}}}` (`protocol.md` §5.2), in creation order,
+    /// in one pass into a buffer sized once. Not kept: it would double the channel's memory.
+    func presenceData() -> ByteBuffer {
         let members = members()
         var buffer = ByteBufferAllocator().buffer(
             capacity: 48 + members.reduce(0) { $0 + $1.identity.utf8.count * 2 + $1.userInfo.readableBytes + 8 })
@@ -103,7 +97,19 @@ struct PresenceRoster {
             buffer.writeImmutableBuffer(member.userInfo)
         }
         buffer.writeStaticString("}}}")
-        encoded = buffer
         return buffer
+    }
+}
+
+extension Application.PresenceLimits {
+    /// The 4100 error when `member` may not join `roster`, nil when it may (`protocol.md` §5.1).
+    func refusal(for member: PresenceMember, in roster: PresenceRoster) -> PusherError? {
+        if maxMemberSize > 0 && member.channelData.readableBytes > maxMemberSize {
+            return PusherError(code: 4100, message: "Presence member data size limit (\(maxMemberSize) bytes) exceeded")
+        }
+        if maxMembers > 0 && !roster.contains(member.identity) && roster.count >= maxMembers {
+            return PusherError(code: 4100, message: "Presence channel member limit (\(maxMembers)) reached")
+        }
+        return nil
     }
 }

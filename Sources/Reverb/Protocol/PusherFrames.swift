@@ -49,10 +49,8 @@ enum PusherFrames {
     }
 
     /// `member_added` carries the joiner's `channel_data` string exactly as received.
-    static func memberAdded(channel: String, channelData: String) -> OutboundFrame {
-        var data = ByteBufferAllocator().buffer(capacity: channelData.utf8.count)
-        data.writeString(channelData)
-        return internalEvent("pusher_internal:member_added", channel: channel, data: data)
+    static func memberAdded(channel: String, channelData: ByteBuffer) -> OutboundFrame {
+        internalEvent("pusher_internal:member_added", channel: channel, data: channelData)
     }
 
     static func memberRemoved(channel: String, userID: JSONValue) -> OutboundFrame {

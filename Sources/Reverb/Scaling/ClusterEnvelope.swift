@@ -90,11 +90,12 @@ enum ClusterEnvelope {
     static func presence(node: String, app: String, announcement: PresenceAnnouncement) -> ByteBuffer {
         switch announcement {
         case .join(let channel, let member):
-            var buffer = begin(type: "presence_join", node: node, capacity: member.channelData.utf8.count * 2 + 160)
+            var buffer = begin(type: "presence_join", node: node, capacity: member.channelData.readableBytes * 2 + 160)
             field("app", app, into: &buffer)
             field("channel", channel, into: &buffer)
             field("user_id", member.identity, into: &buffer)
-            field("channel_data", member.channelData, into: &buffer)
+            buffer.writeStaticString(#","channel_data":"#)
+            JSONWriter.writeString(bytesOf: member.channelData, into: &buffer)
             buffer.writeStaticString("}")
             return buffer
         case .leave(let channel, let userID):
@@ -146,7 +147,7 @@ enum ClusterEnvelope {
                 buffer.writeStaticString(#"{"user_id":"#)
                 JSONWriter.writeString(member.identity, into: &buffer)
                 buffer.writeStaticString(#","channel_data":"#)
-                JSONWriter.writeString(member.channelData, into: &buffer)
+                JSONWriter.writeString(bytesOf: member.channelData, into: &buffer)
                 buffer.writeStaticString("}")
             }
             buffer.writeStaticString("]")

@@ -95,8 +95,8 @@ struct ChannelDirectoryTests {
     @Test("sync_state replaces what is attributed to the sender; a dead node's members go")
     func replaceAndRemoveNode() throws {
         var state = ChannelDirectoryState()
-        state.remoteJoin(channel: "presence-r", member: try member(#"{"user_id":1}"#), node: "b")
-        state.remoteJoin(channel: "presence-r", member: try member(#"{"user_id":2}"#), node: "b")
+        _ = state.remoteJoin(channel: "presence-r", member: try member(#"{"user_id":1}"#), node: "b")
+        _ = state.remoteJoin(channel: "presence-r", member: try member(#"{"user_id":2}"#), node: "b")
         _ = state.setRemoteCount(channel: "chat", node: "b", count: 3)
         try join(&state, "1.1", #"{"user_id":2}"#)
         let changes = state.replace(
@@ -135,7 +135,7 @@ struct ChannelDirectoryTests {
         limits.remoteMemberBytes = 1_000
         var state = ChannelDirectoryState(limits: limits)
         for i in 0..<5 {
-            state.remoteJoin(channel: "presence-f", member: try member(#"{"user_id":\#(i)}"#), node: "fake")
+            _ = state.remoteJoin(channel: "presence-f", member: try member(#"{"user_id":\#(i)}"#), node: "fake")
         }
         #expect(state.userCount("presence-f") == 3)
         for name in ["x", "y", "z"] { _ = state.setRemoteCount(channel: name, node: "fake", count: 1) }
@@ -145,9 +145,9 @@ struct ChannelDirectoryTests {
         #expect(state.userCount("presence-f") == 0 && state.occupiedChannels().isEmpty)
         // Freed room is usable again; a big member is refused by bytes.
         let big = String(repeating: "x", count: 2_000)
-        state.remoteJoin(channel: "presence-f", member: try member(#"{"user_id":1,"user_info":"\#(big)"}"#), node: "n")
+        _ = state.remoteJoin(channel: "presence-f", member: try member(#"{"user_id":1,"user_info":"\#(big)"}"#), node: "n")
         #expect(state.userCount("presence-f") == 0 && state.refusedAtCaps == 4)
-        state.remoteJoin(channel: "presence-f", member: try member(#"{"user_id":1}"#), node: "n")
+        _ = state.remoteJoin(channel: "presence-f", member: try member(#"{"user_id":1}"#), node: "n")
         #expect(state.userCount("presence-f") == 1)
     }
 
@@ -155,7 +155,7 @@ struct ChannelDirectoryTests {
     func presenceLimits() throws {
         var state = ChannelDirectoryState()
         let limits = Application.PresenceLimits(maxMembers: 2, maxMemberSize: 40)
-        state.remoteJoin(channel: "presence-r", member: try member(#"{"user_id":1}"#), node: "b")
+        _ = state.remoteJoin(channel: "presence-r", member: try member(#"{"user_id":1}"#), node: "b")
         func subscribe(_ socket: String, _ data: String) throws -> SubscribeOutcome {
             state.subscribe(
                 channel: "presence-r", socketID: socket, member: try member(data), isCache: false,
