@@ -145,7 +145,8 @@ struct ChannelDirectoryTests {
         #expect(state.userCount("presence-f") == 0 && state.occupiedChannels().isEmpty)
         // Freed room is usable again; a big member is refused by bytes.
         let big = String(repeating: "x", count: 2_000)
-        _ = state.remoteJoin(channel: "presence-f", member: try member(#"{"user_id":1,"user_info":"\#(big)"}"#), node: "n")
+        _ = state.remoteJoin(
+            channel: "presence-f", member: try member(#"{"user_id":1,"user_info":"\#(big)"}"#), node: "n")
         #expect(state.userCount("presence-f") == 0 && state.refusedAtCaps == 4)
         _ = state.remoteJoin(channel: "presence-f", member: try member(#"{"user_id":1}"#), node: "n")
         #expect(state.userCount("presence-f") == 1)
