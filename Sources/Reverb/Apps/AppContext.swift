@@ -92,6 +92,14 @@ final class AppContext: Sendable {
         broadcastLocally(channel: channel, frame: frame, except: exceptSocketID, sequence: sequence)
     }
 
+    /// Records a cache channel's event without delivering it (a stream entry read too late for
+    /// clients, `scaling.replay_window`); other channels are left alone.
+    func recordCachedEvent(channel: String, frame: OutboundFrame) {
+        guard ChannelName.kind(of: channel).isCache else { return }
+        let now = NIODeadline.now()
+        directory.withState { $0.storeCachedEvent(channel: channel, frame: frame, now: now) }
+    }
+
     /// Delivers every channel of `event` on this node.
     func deliver(_ event: BroadcastEvent) {
         for target in event.targets {

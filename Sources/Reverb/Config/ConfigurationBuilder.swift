@@ -258,6 +258,23 @@ struct ConfigurationBuilder {
         scaling.exitOnTimeout =
             boolean(sources.resolve(variable: "REVERB_SCALING_EXIT_ON_TIMEOUT", file: section.value("exit_on_timeout")))
             ?? false
+        if let transport = choice(
+            sources.resolve(variable: "REVERB_SCALING_TRANSPORT", file: section.value("transport")),
+            ScalingConfiguration.Transport.allCases.map(\.rawValue))
+        {
+            scaling.transport = ScalingConfiguration.Transport(rawValue: transport) ?? .pubsub
+        }
+        if let length = integer(
+            sources.resolve(variable: "REVERB_SCALING_STREAM_LENGTH", file: section.value("stream_length")),
+            minimum: 1_000)
+        {
+            scaling.streamLength = length
+        }
+        if let window = seconds(
+            sources.resolve(variable: "REVERB_SCALING_REPLAY_WINDOW", file: section.value("replay_window")))
+        {
+            scaling.replayWindow = window
+        }
         scaling.redis = redisSettings(sources, section: section.section("server"))
         return scaling
     }

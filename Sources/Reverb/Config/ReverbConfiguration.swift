@@ -141,8 +141,24 @@ public struct ScalingConfiguration: Sendable, Equatable {
         case reverb
     }
 
+    /// What carries the bus, `transport`, `REVERB_SCALING_TRANSPORT`.
+    public enum Transport: String, Sendable, Hashable, CaseIterable {
+        /// Redis pub/sub: delivered to the nodes connected at that instant (the default).
+        case pubsub
+        /// A Redis Stream: every node reads from the last entry it processed, so nothing published
+        /// while it was away is missed while the stream still holds it.
+        case streams
+    }
+
     /// `REVERB_SCALING_ENABLED`. Default false.
     public var enabled: Bool
+    /// `REVERB_SCALING_TRANSPORT`. Default `.pubsub`.
+    public var transport: Transport
+    /// Entries the stream keeps (`XADD … MAXLEN ~`), `REVERB_SCALING_STREAM_LENGTH`. Default 100 000.
+    public var streamLength: Int
+    /// Seconds after which a stream entry read late (after an outage) no longer reaches clients,
+    /// `REVERB_SCALING_REPLAY_WINDOW`; it still updates cache channels and presence. Default 60.
+    public var replayWindow: Double
     /// Redis pub/sub channel, `REVERB_SCALING_CHANNEL`. Default `reverb`.
     public var channel: String
     /// `REVERB_SCALING_MODE`. Default `.native`.
@@ -165,9 +181,15 @@ public struct ScalingConfiguration: Sendable, Equatable {
         queueSize: Int = 10_000,
         exitOnTimeout: Bool = false,
         redis: RedisSettings = RedisSettings(),
-        mode: Mode = .native
+        mode: Mode = .native,
+        transport: Transport = .pubsub,
+        streamLength: Int = 100_000,
+        replayWindow: Double = 60
     ) {
         self.enabled = enabled
+        self.transport = transport
+        self.streamLength = streamLength
+        self.replayWindow = replayWindow
         self.channel = channel
         self.queryTimeout = queryTimeout
         self.queueSize = queueSize

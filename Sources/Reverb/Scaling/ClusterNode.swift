@@ -38,6 +38,8 @@ final class ClusterNode: PubSubProvider, Service {
     static let rememberedAnnouncements = 8192
     /// Nodes that said `node_leave`, remembered so that their late messages do not revive them.
     static let rememberedDepartures = 256
+    /// Stream origins whose sequence numbers are kept.
+    static let rememberedOrigins = 4096
     static let maximumPendingQueries = 1000
     static let version = "0.1.0"
 
@@ -47,7 +49,11 @@ final class ClusterNode: PubSubProvider, Service {
     /// Seconds without Redis before `/up` reports `DEGRADED`.
     let degradedAfter: Duration
     let publisher: RedisPublisher
-    let subscriber: RedisSubscriber
+    /// Reads the bus: a pub/sub subscriber, or a stream reader (`scaling.transport`).
+    let subscriber: any BusReader
+    let transport: ScalingConfiguration.Transport
+    /// Stream entries older than this reach clients no more (`scaling.replay_window`), in ms.
+    private let replayWindow: UInt64
     private let apps: AppRegistry
     private let logger: Logger
     /// Runs the occupancy flush and corrective syncs.
@@ -80,6 +86,10 @@ final class ClusterNode: PubSubProvider, Service {
         var flushScheduled = false
         var lastCorrection: ContinuousClock.Instant?
         var correctionScheduled = false
+        /// Streams: the last sequence number read from each origin, to drop second copies.
+        var streamSequences: [String: UInt64] = [:]
+        var duplicateEntries = 0
+        var streamGaps = 0
         /// Hashes of this node's presence announcements not yet heard back.
         var announced = Set<Int>()
         var announcedOrder = CircularBuffer<Int>()
@@ -95,6 +105,8 @@ final class ClusterNode: PubSubProvider, Service {
     private final class MessageRelay: Sendable {
         let node = NIOLockedValueBox<ClusterNodeReference?>(nil)
         func deliver(_ payload: ByteBuffer) { node.withLockedValue { $0 }?.node?.receive(payload) }
+        func deliver(_ entry: RedisStreamEntry) { node.withLockedValue { $0 }?.node?.receive(entry) }
+        func gap() { node.withLockedValue { $0 }?.node?.streamGap() }
         func subscribed() { node.withLockedValue { $0 }?.node?.subscribed() }
         func publisherReconnected() { node.withLockedValue { $0 }?.node?.sendSyncState(to: nil) }
     }
@@ -120,31 +132,42 @@ final class ClusterNode: PubSubProvider, Service {
         self.host = Self.hostName()
         let relay = MessageRelay()
         self.relay = relay
+        self.transport = scaling.transport
+        self.replayWindow = UInt64(max(0, scaling.replayWindow) * 1000)
         self.publisher = factory.makePublisher(
             eventLoopGroup: eventLoopGroup, queueCapacity: scaling.queueSize,
             clientName: "swift-reverb:\(nodeID):publisher",
+            mode: scaling.transport == .streams
+                ? .stream(maxLength: scaling.streamLength, origin: nodeID) : .publish,
             logger: logger,
             onLinkStateChange: { link in
                 // Whatever was lost while the link was down, peers get this node's state again.
                 if link.isConnected { relay.publisherReconnected() }
             })
         let stateBox = self.state
-        self.subscriber = factory.makeSubscriber(
-            channels: [scaling.channel], eventLoopGroup: eventLoopGroup,
-            clientName: "swift-reverb:\(nodeID):subscriber",
-            logger: logger,
-            onLinkStateChange: { link in
-                stateBox.withLockedValue { state in
-                    state.subscriberUp = link.isConnected
-                    if link.isConnected {
-                        // Expiry was suspended while we could not hear anyone: start afresh.
-                        let now = ContinuousClock.now
-                        for peer in state.peers.keys { state.peers[peer]!.lastSeen = now }
-                    }
+        let onLinkStateChange: @Sendable (RedisLinkState) -> Void = { link in
+            stateBox.withLockedValue { state in
+                state.subscriberUp = link.isConnected
+                if link.isConnected {
+                    // Expiry was suspended while we could not hear anyone: start afresh.
+                    let now = ContinuousClock.now
+                    for peer in state.peers.keys { state.peers[peer]!.lastSeen = now }
                 }
-                if link.isConnected { relay.subscribed() }
-            },
-            onMessage: { message in relay.deliver(message.payload) })
+            }
+            if link.isConnected { relay.subscribed() }
+        }
+        let readerName = "swift-reverb:\(nodeID):subscriber"
+        switch scaling.transport {
+        case .pubsub:
+            self.subscriber = factory.makeSubscriber(
+                channels: [scaling.channel], eventLoopGroup: eventLoopGroup, clientName: readerName, logger: logger,
+                onLinkStateChange: onLinkStateChange, onMessage: { message in relay.deliver(message.payload) })
+        case .streams:
+            self.subscriber = factory.makeStreamReader(
+                stream: scaling.channel, eventLoopGroup: eventLoopGroup, clientName: readerName, logger: logger,
+                onLinkStateChange: onLinkStateChange, onGap: { _ in relay.gap() },
+                onEntry: { entry in relay.deliver(entry) })
+        }
         relay.node.withLockedValue { $0 = ClusterNodeReference(self) }
     }
 
@@ -152,6 +175,13 @@ final class ClusterNode: PubSubProvider, Service {
         let value = UInt64.random(in: .min ... .max, using: &generator)
         let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// Milliseconds since 1970 (stream entry ids are Redis's wall-clock milliseconds).
+    static func wallClockMilliseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec / 1_000_000)
     }
 
     static func hostName() -> String {
@@ -475,8 +505,50 @@ final class ClusterNode: PubSubProvider, Service {
 
     // MARK: Receiving
 
+    /// Stream entries whose sequence number shows a second copy (a publisher's retry).
+    var duplicateEntryCount: Int { state.withLockedValue { $0.duplicateEntries } }
+
+    /// Reconnects after which the stream no longer held every entry after the last one read.
+    var streamGapCount: Int { state.withLockedValue { $0.streamGaps } }
+
+    /// The stream reader found a gap: it was logged; the re-sync that follows every reconnect
+    /// repairs members and counts.
+    func streamGap() {
+        state.withLockedValue { $0.streamGaps += 1 }
+    }
+
+    /// Handles one stream entry: drops a publisher's second copy, then the message, marked stale
+    /// when it is older than the replay window.
+    func receive(_ entry: RedisStreamEntry) {
+        if !entry.origin.isEmpty {
+            let fresh = state.withLockedValue { state -> Bool in
+                if let last = state.streamSequences[entry.origin], entry.sequence <= last {
+                    state.duplicateEntries += 1
+                    return false
+                }
+                if state.streamSequences.count >= Self.rememberedOrigins && state.streamSequences[entry.origin] == nil {
+                    // Keep the live peers' numbers; forget the rest.
+                    let now = ContinuousClock.now
+                    state.streamSequences = state.streamSequences.filter {
+                        state.peers[$0.key].map { now - $0.lastSeen < Self.peerLifetime } ?? false
+                    }
+                }
+                state.streamSequences[entry.origin] = entry.sequence
+                return true
+            }
+            guard fresh else { return }
+        }
+        let now = Self.wallClockMilliseconds()
+        let age = now > entry.id.milliseconds ? now - entry.id.milliseconds : 0
+        receive(entry.payload, age: age)
+    }
+
     /// Handles one bus message (`scaling.md` §4.2, §4.9): nothing received can stop the node.
-    func receive(_ payload: ByteBuffer) {
+    /// - Parameter age: milliseconds since the message was appended (streams; 0 for pub/sub). Past
+    ///   the replay window, events still update cache channels but reach no client; past a peer's
+    ///   lifetime, messages of a node not known to be live are ignored: replaying them would bring a
+    ///   dead node back.
+    func receive(_ payload: ByteBuffer, age: UInt64 = 0) {
         // The envelope's members as they stand: small fields are decoded, a broadcast's payload is
         // copied into frames without decoding its values.
         guard
@@ -513,8 +585,10 @@ final class ClusterNode: PubSubProvider, Service {
         }
         enum Sender { case known, new, departed }
         let now = ContinuousClock.now
+        let stale = age >= UInt64(Self.peerLifetime.components.seconds * 1000)
         let (standing, ask) = state.withLockedValue { state -> (Sender, Bool) in
             if state.departed.contains(sender) { return (.departed, false) }
+            if stale && state.peers[sender] == nil { return (.departed, false) }
             if type == "node_leave" { return (state.peers[sender] == nil ? .new : .known, false) }
             let standing: Sender = state.peers[sender] == nil ? .new : .known
             var peer = state.peers[sender] ?? Peer(lastSeen: now)
@@ -562,8 +636,13 @@ final class ClusterNode: PubSubProvider, Service {
                 return drop("malformed broadcast")
             }
             let exceptSocketID = envelope["socket_id"]?.stringValue
+            let live = age <= replayWindow
             for (channel, frame) in frames {
-                app.deliverChannelEvent(channel: channel, frame: frame, except: exceptSocketID)
+                if live {
+                    app.deliverChannelEvent(channel: channel, frame: frame, except: exceptSocketID)
+                } else {
+                    app.recordCachedEvent(channel: channel, frame: frame)
+                }
             }
         case "terminate_user":
             guard let app = app(of: envelope), let userID = envelope["user_id"]?.stringValue else {

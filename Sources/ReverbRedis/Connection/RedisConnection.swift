@@ -208,6 +208,12 @@ public final class RedisConnection: Sendable {
         self.channel.write(RedisRequest(.publish(channel: channel, payload: payload), promise: nil), promise: nil)
     }
 
+    /// Writes a command without flushing; `promise` gets its reply (an error reply included).
+    /// Call `flush()` afterwards.
+    func enqueue(_ arguments: [ByteBuffer], promise: EventLoopPromise<RESPValue>) {
+        self.channel.write(RedisRequest(.binary(arguments), promise: promise), promise: nil)
+    }
+
     func flush() {
         channel.flush()
     }

@@ -12,16 +12,35 @@ import Synchronization
 /// (spec `scaling.md` §5.4). Delivery is at most once: a message written just before the
 /// connection breaks may be lost.
 ///
+/// In `.stream` mode each message is appended with `XADD` instead (`scaling.md`, Redis Streams
+/// transport) and counts as sent only once Redis answered: messages written but not yet answered
+/// when the connection breaks go back to the head of the queue and are sent again, so nothing is
+/// lost to a reconnect (a message may then be appended twice; each carries this publisher's origin
+/// and a sequence number so that readers drop the second copy).
+///
 /// Call `run()` in a long-lived task; cancel that task to stop.
 public final class RedisPublisher: Sendable {
+    /// How messages reach Redis.
+    public enum Mode: Sendable, Equatable {
+        /// `PUBLISH <channel> <payload>`, at most once.
+        case publish
+        /// `XADD <channel> MAXLEN ~ <maxLength> * o <origin> q <sequence> m <payload>`, acknowledged.
+        case stream(maxLength: Int, origin: String)
+    }
+
     private struct Queued: Sendable {
         var channel: String
         var payload: ByteBuffer
+        /// This publisher's number for the message (stream mode).
+        var sequence: UInt64
     }
 
     private struct State: Sendable {
         var queue = CircularBuffer<Queued>()
         var queuedBytes = 0
+        /// Stream mode: written, waiting for Redis's answer, oldest first.
+        var inFlight = CircularBuffer<Queued>()
+        var nextSequence: UInt64 = 0
         /// The ready connection, if any.
         var connection: RedisConnection?
         var drainScheduled = false
@@ -41,6 +60,9 @@ public final class RedisPublisher: Sendable {
     private let queueByteLimit: Int
     private let logger: Logger
     private let role: String
+    private let mode: Mode
+    /// `MAXLEN`, `~`, the length, `*`, `o`, the origin, `q`: the constant middle of every `XADD`.
+    private let streamArguments: [ByteBuffer]
 
     /// - Parameters:
     ///   - configuration: Where Redis is.
@@ -54,10 +76,17 @@ public final class RedisPublisher: Sendable {
         queueCapacity: Int = RedisPublisher.defaultQueueCapacity,
         queueByteLimit: Int = RedisPublisher.defaultQueueByteLimit,
         options: RedisClientOptions = RedisClientOptions(role: "publisher"),
+        mode: Mode = .publish,
         logger: Logger = Logger(label: "ReverbRedis"),
         onLinkStateChange: (@Sendable (RedisLinkState) -> Void)? = nil
     ) {
         precondition(queueCapacity >= 1, "queueCapacity must be at least 1")
+        self.mode = mode
+        if case .stream(let maxLength, let origin) = mode {
+            streamArguments = ["MAXLEN", "~", String(maxLength), "*", "o", origin, "q"].map { ByteBuffer(string: $0) }
+        } else {
+            streamArguments = []
+        }
         self.queueCapacity = queueCapacity
         self.queueByteLimit = queueByteLimit
         self.logger = logger
@@ -73,14 +102,15 @@ public final class RedisPublisher: Sendable {
     /// Messages dropped so far because the queue was full (`reverb_redis_publish_dropped_total`).
     public var droppedMessageCount: Int { dropped.load(ordering: .relaxed) }
 
-    /// Messages waiting to be written.
-    public var queuedMessageCount: Int { state.withLock { $0.queue.count } }
+    /// Messages waiting to be written, or (stream mode) written and not yet answered.
+    public var queuedMessageCount: Int { state.withLock { $0.queue.count + $0.inFlight.count } }
 
     /// Publishes `payload` on `channel`, now or once the connection is ready.
     public func publish(_ payload: ByteBuffer, to channel: String) {
         var dropWarning: Int?
         let drainOn: RedisConnection? = state.withLock { state in
-            state.queue.append(Queued(channel: channel, payload: payload))
+            state.nextSequence += 1
+            state.queue.append(Queued(channel: channel, payload: payload, sequence: state.nextSequence))
             state.queuedBytes += payload.readableBytes
             guard let connection = state.connection else {
                 dropWarning = trim(&state)
@@ -118,6 +148,14 @@ public final class RedisPublisher: Sendable {
     private func lostConnection() {
         let dropWarning = state.withLock { state in
             state.connection = nil
+            // Unanswered appends go out again first, in order (readers drop any second copy).
+            if !state.inFlight.isEmpty {
+                for item in state.inFlight { state.queuedBytes += item.payload.readableBytes }
+                var requeued = state.inFlight
+                requeued.append(contentsOf: state.queue)
+                state.queue = requeued
+                state.inFlight.removeAll()
+            }
             return trim(&state)
         }
         if let dropWarning { warnDropped(dropWarning) }
@@ -136,12 +174,14 @@ public final class RedisPublisher: Sendable {
         }
     }
 
-    /// Writes everything queued to `connection`, then flushes once. Runs on its event loop.
+    /// Writes everything queued to `connection` (stream mode: as much as fits beside the unanswered
+    /// appends, within the queue bound), then flushes once. Runs on its event loop.
     ///
     /// A drain scheduled for a connection that has since been replaced hands over to the new one,
     /// whose own scheduling it may have suppressed.
     private func drain(_ connection: RedisConnection) {
         var batch = CircularBuffer<Queued>()
+        let streaming = mode != .publish
         let handOver: RedisConnection? = state.withLock { state in
             state.drainScheduled = false
             guard let current = state.connection else { return nil }
@@ -150,16 +190,49 @@ public final class RedisPublisher: Sendable {
                 state.drainScheduled = true
                 return current
             }
-            swap(&batch, &state.queue)
-            state.queuedBytes = 0
+            if streaming {
+                let room = max(0, queueCapacity - state.inFlight.count)
+                while batch.count < room, let item = state.queue.popFirst() {
+                    state.queuedBytes -= item.payload.readableBytes
+                    state.inFlight.append(item)
+                    batch.append(item)
+                }
+            } else {
+                swap(&batch, &state.queue)
+                state.queuedBytes = 0
+            }
             return nil
         }
         if let handOver { scheduleDrain(on: handOver) }
         guard !batch.isEmpty else { return }
         for item in batch {
-            connection.enqueuePublish(item.payload, to: item.channel)
+            if streaming {
+                let promise = connection.channel.eventLoop.makePromise(of: RESPValue.self)
+                promise.futureResult.whenSuccess { reply in self.answered(reply, on: connection) }
+                let arguments =
+                    [ByteBuffer(string: "XADD"), ByteBuffer(string: item.channel)] + streamArguments + [
+                        ByteBuffer(string: String(item.sequence)), ByteBuffer(string: "m"), item.payload,
+                    ]
+                connection.enqueue(arguments, promise: promise)
+            } else {
+                connection.enqueuePublish(item.payload, to: item.channel)
+            }
         }
         connection.flush()
+    }
+
+    /// Stream mode: Redis answered the oldest unanswered append on `connection`.
+    private func answered(_ reply: RESPValue, on connection: RedisConnection) {
+        let drainOn: RedisConnection? = state.withLock { state in
+            guard state.connection === connection, state.inFlight.popFirst() != nil else { return nil }
+            guard !state.queue.isEmpty, !state.drainScheduled else { return nil }
+            state.drainScheduled = true
+            return connection
+        }
+        if case .error(let text) = reply {
+            logger.warning("Redis refused XADD (\(role)): \(text)")
+        }
+        if let drainOn { scheduleDrain(on: drainOn) }
     }
 
     /// Drops the oldest messages beyond the bounds; returns how many were dropped since the last

@@ -49,6 +49,7 @@ public struct RedisClientFactory: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         queueCapacity: Int = RedisPublisher.defaultQueueCapacity,
         clientName: String? = nil,
+        mode: RedisPublisher.Mode = .publish,
         logger: Logger = Logger(label: "ReverbRedis"),
         onLinkStateChange: (@Sendable (RedisLinkState) -> Void)? = nil
     ) -> RedisPublisher {
@@ -57,6 +58,7 @@ public struct RedisClientFactory: Sendable {
             eventLoopGroup: eventLoopGroup,
             queueCapacity: queueCapacity,
             options: options(role: "publisher", clientName: clientName),
+            mode: mode,
             logger: logger,
             onLinkStateChange: onLinkStateChange
         )
@@ -79,6 +81,28 @@ public struct RedisClientFactory: Sendable {
             logger: logger,
             onLinkStateChange: onLinkStateChange,
             onMessage: onMessage
+        )
+    }
+
+    /// A reader of `stream` on this endpoint; start it with `run()`.
+    public func makeStreamReader(
+        stream: String,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        clientName: String? = nil,
+        logger: Logger = Logger(label: "ReverbRedis"),
+        onLinkStateChange: (@Sendable (RedisLinkState) -> Void)? = nil,
+        onGap: @escaping @Sendable (String) -> Void = { _ in },
+        onEntry: @escaping @Sendable (RedisStreamEntry) -> Void
+    ) -> RedisStreamReader {
+        RedisStreamReader(
+            configuration: configuration,
+            stream: stream,
+            eventLoopGroup: eventLoopGroup,
+            options: options(role: "subscriber", clientName: clientName),
+            logger: logger,
+            onLinkStateChange: onLinkStateChange,
+            onGap: onGap,
+            onEntry: onEntry
         )
     }
 

@@ -1,0 +1,166 @@
+public import Logging
+public import NIOCore
+public import NIOPosix
+import Synchronization
+
+/// Reads a Redis Stream with `XREAD BLOCK` over one connection that it keeps open, reconnecting
+/// forever and resuming after the last entry it delivered, so nothing appended while it was away
+/// is missed while the stream still holds it.
+///
+/// On the first connection it starts after the stream's newest entry. After a reconnect it checks,
+/// with `XINFO STREAM`, that the stream still holds everything after its last entry; when it does not
+/// (trimmed past it, or Redis restarted without the stream) it calls `onGap` once for that
+/// reconnect and carries on with what is there.
+///
+/// Entries go to `onEntry` from the reader's task, one at a time, in stream order; keep it short.
+/// Call `run()` in a long-lived task; cancel that task to stop.
+public final class RedisStreamReader: Sendable {
+    /// The longest an `XREAD` waits for new entries before it is sent again.
+    public static let blockTime = Duration.seconds(2)
+    /// Entries per `XREAD`.
+    public static let batchSize = 1000
+
+    private let loop: RedisReconnectLoop
+    private let onEntry: @Sendable (RedisStreamEntry) -> Void
+    private let onGap: @Sendable (String) -> Void
+    private let logger: Logger
+    /// The last entry delivered; nil before the first connection.
+    private let position = Mutex<RedisStreamID?>(nil)
+
+    /// The stream read.
+    public let stream: String
+
+    /// - Parameters:
+    ///   - onLinkStateChange: Called after each change of `linkState`; `.connected` means reading.
+    ///   - onGap: Told, with the reason, when entries after the last one delivered may be gone.
+    ///   - onEntry: Receives each entry.
+    public init(
+        configuration: RedisConnectionConfiguration,
+        stream: String,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        options: RedisClientOptions = RedisClientOptions(role: "subscriber"),
+        logger: Logger = Logger(label: "ReverbRedis"),
+        onLinkStateChange: (@Sendable (RedisLinkState) -> Void)? = nil,
+        onGap: @escaping @Sendable (String) -> Void = { _ in },
+        onEntry: @escaping @Sendable (RedisStreamEntry) -> Void
+    ) {
+        self.stream = stream
+        self.onEntry = onEntry
+        self.onGap = onGap
+        self.logger = logger
+        self.loop = RedisReconnectLoop(
+            configuration: configuration, eventLoopGroup: eventLoopGroup, options: options, logger: logger,
+            onLinkStateChange: onLinkStateChange)
+    }
+
+    /// Whether the reader is connected and reading, and since when.
+    public var linkState: RedisLinkState { loop.linkState }
+
+    /// The id of the last entry delivered.
+    public var lastDelivered: RedisStreamID? { position.withLock { $0 } }
+
+    /// Connects, positions itself and reads until the calling task is cancelled. Call it once.
+    public func run() async {
+        await loop.run(
+            onMessage: nil,
+            prepare: { connection throws(RedisConnectionError) in
+                try await self.position(on: connection)
+            },
+            up: { connection in
+                Task { await self.read(connection) }
+            },
+            down: {}
+        )
+    }
+
+    /// Where to read from on a new connection; reports a gap after a reconnect.
+    private func position(on connection: RedisConnection) async throws(RedisConnectionError) {
+        guard let last = lastDelivered else {
+            // First connection: from now on.
+            let newest = try await connection.send(["XREVRANGE", stream, "+", "-", "COUNT", "1"])
+            var start = RedisStreamID.zero
+            if case .array(let entries?) = newest, let first = entries.first, case .array(let pair?) = first,
+                let text = pair.first?.string, let id = RedisStreamID(text)
+            {
+                start = id
+            }
+            position.withLock { $0 = start }
+            return
+        }
+        let info: RESPValue
+        do {
+            info = try await connection.send(["XINFO", "STREAM", stream])
+        } catch where error.kind == .errorReply {
+            // No such key: Redis lost the stream (restarted without persistence, or flushed).
+            if last != .zero { report("the stream \(stream) no longer exists (Redis restarted or was emptied)") }
+            position.withLock { $0 = .zero }
+            return
+        }
+        var fields: [String: RESPValue] = [:]
+        if case .array(let list?) = info {
+            for index in stride(from: 0, to: list.count - 1, by: 2) {
+                if let key = list[index].string { fields[key] = list[index + 1] }
+            }
+        }
+        let lastGenerated = fields["last-generated-id"]?.string.flatMap(RedisStreamID.init)
+        if let lastGenerated, lastGenerated < last {
+            report("the stream \(stream) was recreated (its newest id \(lastGenerated) is older than \(last))")
+            position.withLock { $0 = .zero }
+            return
+        }
+        let deleted = fields["max-deleted-entry-id"]?.string.flatMap(RedisStreamID.init)
+        var firstID: RedisStreamID?
+        if case .array(let pair?)? = fields["first-entry"], let text = pair.first?.string {
+            firstID = RedisStreamID(text)
+        }
+        if let deleted, deleted > last {
+            report("entries after \(last) were trimmed from the stream \(stream) before they were read")
+        } else if deleted == nil, let firstID, firstID > last, lastGenerated.map({ $0 > last }) ?? false {
+            // Redis before 7: no record of deletions; a first entry newer than ours may mean a gap.
+            report("the stream \(stream) no longer holds the entries after \(last)")
+        }
+    }
+
+    private func report(_ reason: String) {
+        logger.warning("Redis stream gap: \(reason); cluster state is re-synchronised")
+        onGap(reason)
+    }
+
+    /// `XREAD BLOCK` until the connection fails; then the reconnect loop takes over.
+    private func read(_ connection: RedisConnection) async {
+        let block = String(Self.blockTime.components.seconds * 1000)
+        while true {
+            let from = lastDelivered ?? .zero
+            let reply: RESPValue
+            do {
+                reply = try await connection.send([
+                    "XREAD", "COUNT", String(Self.batchSize), "BLOCK", block, "STREAMS", stream, from.description,
+                ])
+            } catch {
+                // A refused command or a broken connection: close, and let the loop reconnect.
+                if error.kind == .errorReply { logger.warning("Redis refused XREAD: \(error)") }
+                await connection.close()
+                return
+            }
+            guard case .array(let streams?) = reply else { continue }  // timed out: nil
+            for entry in streams {
+                guard case .array(let pair?) = entry, pair.count == 2, case .array(let items?) = pair[1] else {
+                    continue
+                }
+                for item in items {
+                    guard let parsed = RedisStreamEntry(item) else {
+                        logger.warning("Malformed stream entry skipped: \(item)")
+                        if case .array(let element?) = item, let text = element.first?.string,
+                            let id = RedisStreamID(text)
+                        {
+                            position.withLock { $0 = id }
+                        }
+                        continue
+                    }
+                    position.withLock { $0 = parsed.id }
+                    onEntry(parsed)
+                }
+            }
+        }
+    }
+}
