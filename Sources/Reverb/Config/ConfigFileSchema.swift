@@ -72,7 +72,8 @@ indirect enum ConfigFileSchema: Sendable {
             "scaling": .object(
                 leaves(
                     "enabled", "channel", "mode", "query_timeout", "queue_size", "exit_on_timeout", "transport",
-                    "stream_length", "replay_window").merging([
+                    "stream_length", "replay_window"
+                ).merging([
                     "server": .object(
                         leaves(
                             "url", "host", "port", "username", "password", "database", "timeout", "scheme",

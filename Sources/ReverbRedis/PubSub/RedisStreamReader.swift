@@ -90,7 +90,7 @@ public final class RedisStreamReader: Sendable {
         let info: RESPValue
         do {
             info = try await connection.send(["XINFO", "STREAM", stream])
-        } catch where error.kind == .errorReply {
+        } catch  where error.kind == .errorReply {
             // No such key: Redis lost the stream (restarted without persistence, or flushed).
             if last != .zero { report("the stream \(stream) no longer exists (Redis restarted or was emptied)") }
             position.withLock { $0 = .zero }
