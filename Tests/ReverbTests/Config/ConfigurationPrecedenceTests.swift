@@ -84,6 +84,18 @@ private let redis = scaling + ["server"]
             "\($0.scaling.queryTimeout)"
         },
         KeyCase("REVERB_SCALING_QUEUE_SIZE", scaling + ["queue_size"], ["1", "2", "3"]) { "\($0.scaling.queueSize)" },
+        KeyCase("REVERB_SCALING_TRANSPORT", scaling + ["transport"], ["streams", "pubsub", "streams"]) {
+            $0.scaling.transport.rawValue
+        },
+        KeyCase("REVERB_SCALING_STREAM_LENGTH", scaling + ["stream_length"], ["1000", "2000", "3000"]) {
+            "\($0.scaling.streamLength)"
+        },
+        KeyCase(
+            "REVERB_SCALING_REPLAY_WINDOW", scaling + ["replay_window"], ["5", "10", "30"],
+            expected: ["5.0", "10.0", "30.0"]
+        ) {
+            "\($0.scaling.replayWindow)"
+        },
         KeyCase(
             "REVERB_SCALING_EXIT_ON_TIMEOUT", scaling + ["exit_on_timeout"], ["1", "0", "true"],
             expected: ["true", "false", "true"]

@@ -144,6 +144,18 @@ import Testing
             ]
         ),
         Case(
+            name: "bad transport settings",
+            environment: env.merging([
+                "REVERB_SCALING_TRANSPORT": "kafka", "REVERB_SCALING_STREAM_LENGTH": "10",
+                "REVERB_SCALING_REPLAY_WINDOW": "soon",
+            ]) { $1 },
+            expected: [
+                #"REVERB_SCALING_TRANSPORT: "kafka" must be pubsub or streams."#,
+                #"REVERB_SCALING_STREAM_LENGTH: "10" is not an integer >= 1000."#,
+                #"REVERB_SCALING_REPLAY_WINDOW: "soon" is not a number of seconds > 0."#,
+            ]
+        ),
+        Case(
             name: "empty scaling channel",
             environment: env.merging(["REVERB_SCALING_CHANNEL": "(empty)"]) { $1 },
             expected: ["REVERB_SCALING_CHANNEL: must not be empty."]
