@@ -6,7 +6,8 @@
 # Sizes fit a 2-core machine in under 10 minutes; override with BENCH_* variables:
 #   BENCH_CONNECTIONS (10000), BENCH_DURATION (10 s per phase), BENCH_SUBSCRIBERS (1000),
 #   BENCH_BIG_SUBSCRIBERS (10000), BENCH_HTTP_CONNECTIONS (32), BENCH_RATE (100),
-#   BENCH_CLUSTER=0 to skip the cluster scenario (two scaling nodes sharing the redis-server),
+#   BENCH_CLUSTER=0 to skip the cluster scenarios (two scaling nodes sharing the redis-server, once
+#   over pub/sub and once over a Redis Stream, REVERB_SCALING_TRANSPORT=streams),
 #   BENCH_REVERB=path/to/reverb to measure another server build with the same client (before/after),
 #   BENCH_ONLY="fanout-small redis-small ..." to run only the named scenarios.
 set -euo pipefail
@@ -101,15 +102,30 @@ run http-none http --url "$node_a_url" --server-pid "$node_a_pid" --connections 
 run http-subscribed http --url "$node_a_url" --server-pid "$node_a_pid" --connections "$http_connections" \
     --subscribers 1000 --duration "$duration"
 
-if [[ ${BENCH_CLUSTER:-1} == 1 && ( -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" cluster "* ) ]]; then
-    start_server node-b REVERB_SCALING_ENABLED=true REDIS_URL="$redis_url"
-    node_b_pid=$server_pid
-    node_b_url=$server_url
+# Two scaling nodes on the redis-server: triggers on A, subscribers on B; servers 1, 2 = A, B and
+# server 3 = redis-server (its CPU and memory). Run once per transport, the nodes stopped in between.
+cluster_run() {
+    local name=$1 transport=$2
+    if [[ -n ${BENCH_ONLY:-} && " $BENCH_ONLY " != *" $name "* ]]; then return; fi
+    start_server "$name-b" REVERB_SCALING_ENABLED=true REDIS_URL="$redis_url" REVERB_SCALING_CHANNEL="$name" \
+        REVERB_SCALING_TRANSPORT="$transport"
+    local b_pid=$server_pid b_url=$server_url
+    start_server "$name-a" REVERB_SCALING_ENABLED=true REDIS_URL="$redis_url" REVERB_SCALING_CHANNEL="$name" \
+        REVERB_SCALING_TRANSPORT="$transport"
+    local a_pid=$server_pid a_url=$server_url
+    run "$name" cluster --trigger-url "$a_url" --subscriber-url "$b_url" --server-pid "$a_pid" \
+        --server-pid "$b_pid" --server-pid "$redis_pid" --subscribers "$subscribers" --rate "$rate" --rate max \
+        --duration "$duration"
+    echo "redis-server memory after $name: $(redis-cli -p "$redis_port" info memory | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p')"
+    kill "$a_pid" "$b_pid"
+    wait "$a_pid" "$b_pid" 2>/dev/null || true
+}
+
+if [[ ${BENCH_CLUSTER:-1} == 1 ]]; then
     kill "$node_a_pid"
     wait "$node_a_pid" 2>/dev/null || true
-    start_server node-a2 REVERB_SCALING_ENABLED=true REDIS_URL="$redis_url"
-    run cluster cluster --trigger-url "$server_url" --subscriber-url "$node_b_url" --server-pid "$server_pid" \
-        --server-pid "$node_b_pid" --subscribers "$subscribers" --rate "$rate" --rate max --duration "$duration"
+    cluster_run cluster pubsub
+    cluster_run cluster-streams streams
 else
     echo "cluster: skipped (BENCH_CLUSTER=0)"
     echo
@@ -172,6 +188,13 @@ try:
     cluster_lost = sum(metric(cl, p["name"], "lost") or 0 for p in cl["phases"])
     rows.append(("cluster deliveries/s at node B, max", ">= 1.5M", cluster, cluster >= 1_500_000))
     rows.append(("cluster lost", "0", cluster_lost, cluster_lost == 0))
+    cs = load("cluster-streams")
+    streams = metric(cs, "max", "deliveries/s")
+    rows.append(("streams / pubsub cluster deliveries/s, max", ">= 0.8", streams / cluster, streams >= 0.8 * cluster))
+    p50_added = metric(cs, rate_phase, "latency p50") - metric(cl, rate_phase, "latency p50")
+    rows.append((f"streams p50 A->B minus pubsub p50, {rate_phase} (ms)", "<= 1", p50_added, p50_added <= 1))
+    rows.append(("streams lost", "0", sum(metric(cs, p["name"], "lost") or 0 for p in cs["phases"]),
+                 all((metric(cs, p["name"], "lost") or 0) == 0 for p in cs["phases"])))
 except FileNotFoundError:
     pass
 print("== targets (issue #10)")

@@ -156,4 +156,56 @@ struct ClusterNodeTests {
         #expect(harness.users("presence-x").isEmpty && harness.count("a") == 0)
         #expect(harness.node.droppedMessageCount == 7)
     }
+
+    /// A stream entry appended `age` milliseconds ago.
+    static func entry(_ text: String, origin: String = ClusterNodeTests.peer, sequence: UInt64, age: UInt64 = 0)
+        -> RedisStreamEntry
+    {
+        RedisStreamEntry(
+            id: RedisStreamID(milliseconds: ClusterNode.wallClockMilliseconds() - age, sequence: 0), origin: origin,
+            sequence: sequence, payload: ByteBuffer(string: text))
+    }
+
+    @Test("streams: a publisher's second copy is dropped; order per origin is kept by sequence")
+    func duplicateEntries() throws {
+        let harness = try Harness()
+        let join =
+            #"{"v":1,"type":"presence_join","node":"\#(Self.peer)","app":"1","channel":"presence-r","user_id":"1","channel_data":"{\"user_id\":1}"}"#
+        let leave =
+            #"{"v":1,"type":"presence_leave","node":"\#(Self.peer)","app":"1","channel":"presence-r","user_id":"1"}"#
+        harness.node.receive(Self.entry(join, sequence: 1))
+        harness.node.receive(Self.entry(leave, sequence: 2))
+        // The publisher retried after a reconnect: both again. Applying them would flip the state.
+        harness.node.receive(Self.entry(join, sequence: 1))
+        #expect(harness.users().isEmpty)
+        harness.node.receive(Self.entry(leave, sequence: 2))
+        #expect(harness.node.duplicateEntryCount == 2)
+        harness.node.receive(Self.entry(join, sequence: 3))
+        #expect(harness.users() == [.number("1")])
+    }
+
+    @Test("streams: past the replay window an event updates the cache but reaches no client; stale nodes stay dead")
+    func lateEntries() throws {
+        let harness = try Harness()
+        let broadcast =
+            #"{"v":1,"type":"broadcast","node":"\#(Self.peer)","app":"1","payload":{"event":"E","channel":"cache-c","data":"{}"}}"#
+        // Known peer (heard from now), entry from 61 s ago.
+        harness.receive(
+            #"{"v":1,"type":"heartbeat","node":"\#(Self.peer)","host":"h","pid":1,"started_at":1,"version":"x"}"#)
+        harness.node.receive(Self.entry(broadcast, sequence: 1, age: 61_000))
+        let cached = harness.app.directory.withState { $0.cachedFrame(for: "cache-c", now: .now()) }
+        #expect(cached.map { String(buffer: $0.payload) } == #"{"event":"E","channel":"cache-c","data":"{}"}"#)
+        // A node nobody knows, whose entries are 20 s old: not brought back to life.
+        let ghost = "00000000000000cc"
+        harness.node.receive(
+            Self.entry(
+                #"{"v":1,"type":"heartbeat","node":"\#(ghost)","host":"h","pid":1,"started_at":1,"version":"x"}"#,
+                origin: ghost, sequence: 1, age: 20_000))
+        harness.node.receive(
+            Self.entry(
+                #"{"v":1,"type":"presence_join","node":"\#(ghost)","app":"1","channel":"presence-r","user_id":"9","channel_data":"{\"user_id\":9}"}"#,
+                origin: ghost, sequence: 2, age: 20_000))
+        #expect(!harness.node.livePeers.contains(ghost))
+        #expect(harness.users().isEmpty)
+    }
 }
