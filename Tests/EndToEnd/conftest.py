@@ -704,18 +704,20 @@ def resp_command(*args) -> bytes:
 
 
 class Redis:
-    """A redis-server on a free loopback port, no persistence; stop()/start() reuse the port."""
+    """A redis-server on a free loopback port, no persistence; stop()/start() reuse the port (and the
+    directory, so `extra_args=("--appendonly", "yes")` makes the data survive a stop()/start())."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra_args=()):
         self.port = free_port()
         self.workdir = workdir
+        self.extra_args = [str(arg) for arg in extra_args]  # after the defaults: later ones win
         self.proc = None
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
+             "--dir", str(self.workdir), *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self.ping, timeout=10, message="redis-server to answer")
 
@@ -795,6 +797,14 @@ class Redis:
                 if field.startswith("name=") and len(field) > 5:
                     names.append(field[5:])
         return names
+
+    def client_id(self, name: str) -> str | None:
+        """The CLIENT LIST `id=` of the connection named `name`, None when there is none."""
+        for line in self.command("CLIENT", "LIST").decode(errors="replace").splitlines():
+            fields = dict(field.split("=", 1) for field in line.split(" ") if "=" in field)
+            if fields.get("name") == name:
+                return fields.get("id")
+        return None
 
     def node_ids(self, role: str = "subscriber") -> set[str]:
         """swift-reverb node ids whose `swift-reverb:<id>:<role>` connection is open."""

@@ -7,10 +7,10 @@ import Synchronization
 /// forever and resuming after the last entry it delivered, so nothing appended while it was away
 /// is missed while the stream still holds it.
 ///
-/// On the first connection it starts after the stream's newest entry. After a reconnect it checks,
-/// with `XINFO STREAM`, that the stream still holds everything after its last entry; when it does not
-/// (trimmed past it, or Redis restarted without the stream) it calls `onGap` once for that
-/// reconnect and carries on with what is there.
+/// On the first connection it starts after the stream's newest entry. After a reconnect it checks
+/// that the stream still holds its last entry (so everything after it); when it does not (trimmed
+/// past it, or Redis restarted without the stream) it calls `onGap` once for that reconnect and
+/// carries on with what is there.
 ///
 /// Entries go to `onEntry` from the reader's task, one at a time, in stream order; keep it short.
 /// Call `run()` in a long-lived task; cancel that task to stop.
@@ -74,51 +74,46 @@ public final class RedisStreamReader: Sendable {
     }
 
     /// Where to read from on a new connection; reports a gap after a reconnect.
+    ///
+    /// Trimming removes entries from the head only, so while the stream still holds the last entry
+    /// delivered it holds everything after it. Otherwise entries after it may be gone: trimmed before
+    /// they were read, or lost with the stream (Redis restarted without persistence, even when
+    /// another node's appends have created it again since).
     private func position(on connection: RedisConnection) async throws(RedisConnectionError) {
         guard let last = lastDelivered else {
             // First connection: from now on.
-            let newest = try await connection.send(["XREVRANGE", stream, "+", "-", "COUNT", "1"])
-            var start = RedisStreamID.zero
-            if case .array(let entries?) = newest, let first = entries.first, case .array(let pair?) = first,
-                let text = pair.first?.string, let id = RedisStreamID(text)
-            {
-                start = id
+            position.withLock { $0 = .zero }
+            if let newest = try await entryID(connection, ["XREVRANGE", stream, "+", "-", "COUNT", "1"]) {
+                position.withLock { $0 = newest }
             }
-            position.withLock { $0 = start }
             return
         }
-        let info: RESPValue
-        do {
-            info = try await connection.send(["XINFO", "STREAM", stream])
-        } catch  where error.kind == .errorReply {
-            // No such key: Redis lost the stream (restarted without persistence, or flushed).
-            if last != .zero { report("the stream \(stream) no longer exists (Redis restarted or was emptied)") }
+        guard last != .zero else { return }  // nothing read yet: nothing to miss
+        if try await entryID(connection, ["XRANGE", stream, last.description, last.description]) != nil { return }
+        guard let first = try await entryID(connection, ["XRANGE", stream, "-", "+", "COUNT", "1"]),
+            let newest = try await entryID(connection, ["XREVRANGE", stream, "+", "-", "COUNT", "1"])
+        else {
+            report("the stream \(stream) no longer exists (Redis restarted without persistence, or was emptied)")
             position.withLock { $0 = .zero }
             return
         }
-        var fields: [String: RESPValue] = [:]
-        if case .array(let list?) = info {
-            for index in stride(from: 0, to: list.count - 1, by: 2) {
-                if let key = list[index].string { fields[key] = list[index + 1] }
-            }
-        }
-        let lastGenerated = fields["last-generated-id"]?.string.flatMap(RedisStreamID.init)
-        if let lastGenerated, lastGenerated < last {
-            report("the stream \(stream) was recreated (its newest id \(lastGenerated) is older than \(last))")
+        if newest < last {
+            report("the stream \(stream) was recreated (its newest entry \(newest) is older than \(last))")
             position.withLock { $0 = .zero }
-            return
+        } else if first > last {
+            report("the stream \(stream) no longer holds \(last) (trimmed, or recreated) before what followed was read")
         }
-        let deleted = fields["max-deleted-entry-id"]?.string.flatMap(RedisStreamID.init)
-        var firstID: RedisStreamID?
-        if case .array(let pair?)? = fields["first-entry"], let text = pair.first?.string {
-            firstID = RedisStreamID(text)
-        }
-        if let deleted, deleted > last {
-            report("entries after \(last) were trimmed from the stream \(stream) before they were read")
-        } else if deleted == nil, let firstID, firstID > last, lastGenerated.map({ $0 > last }) ?? false {
-            // Redis before 7: no record of deletions; a first entry newer than ours may mean a gap.
-            report("the stream \(stream) no longer holds the entries after \(last)")
-        }
+        // Else the entry was deleted on its own (XDEL); what follows it is still there.
+    }
+
+    /// The id of the first entry `command` (an `XRANGE`/`XREVRANGE`) returns, nil when none.
+    private func entryID(_ connection: RedisConnection, _ command: [String]) async throws(RedisConnectionError)
+        -> RedisStreamID?
+    {
+        guard case .array(let entries?) = try await connection.send(command), let first = entries.first,
+            case .array(let pair?) = first, let text = pair.first?.string
+        else { return nil }
+        return RedisStreamID(text)
     }
 
     private func report(_ reason: String) {

@@ -144,4 +144,35 @@ struct RedisStreamTests {
         Self.expectExactlyOnceInOrder(entries.all, count: 2, origin: "o1")
         #expect(gaps.all.first?.contains("no longer exists") == true, "\(gaps.all)")
     }
+
+    @Test("Redis restarted empty and the stream created again by another node before this reader is back: gap reported")
+    func recreatedBeforeReconnect() async throws {
+        let users = ["--user", "reader", "on", ">readpass", "~*", "&*", "+@all"]
+        let server = try await RedisServerProcess.start(users)
+        defer { server.stop() }
+        let stream = TestRedis.uniqueChannel()
+        let entries = Collector<RedisStreamEntry>()
+        let gaps = Collector<String>()
+        let publisher = Self.publisher(server.configuration(), origin: "o1")
+        let reader = Self.reader(
+            server.configuration(username: "reader", password: "readpass"), stream: stream, entries: entries,
+            gaps: gaps)
+        try await withRunning([reader.run, publisher.run]) {
+            try await eventually("ready") { reader.linkState.isConnected && publisher.linkState.isConnected }
+            publisher.publish(ByteBuffer(string: "m1"), to: stream)
+            try await eventually("first entry") { entries.all.count == 1 }
+            try await server.kill()
+            // Back empty, with the reader locked out until another publisher has appended.
+            try await server.start(arguments: ["--user", "reader", "off", ">readpass", "~*", "&*", "+@all"])
+            publisher.publish(ByteBuffer(string: "m2"), to: stream)
+            try await eventually("appended after the restart") { publisher.queuedMessageCount == 0 }
+            let admin = try await RedisConnection.connect(configuration: server.configuration())
+            _ = try await admin.send(["ACL", "SETUSER", "reader", "on"])
+            await admin.close()
+            try await eventually("gap reported") { gaps.all.count == 1 }
+            try await eventually("the new stream read") { entries.all.count == 2 }
+        }
+        Self.expectExactlyOnceInOrder(entries.all, count: 2, origin: "o1")
+        #expect(gaps.all.first?.contains("no longer holds") == true, "\(gaps.all)")
+    }
 }
