@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import ReverbRedis
 import ServiceLifecycle
 
@@ -129,6 +130,9 @@ final class ClusterNode: PubSubProvider, Service {
         self.apps = apps
         self.logger = logger
         self.loop = eventLoopGroup.next()
+        // The bus has a thread of its own: a stream read's round trip must not wait behind the
+        // fan-out work of a busy server loop.
+        let eventLoopGroup = Self.busThread
         self.host = Self.hostName()
         let relay = MessageRelay()
         self.relay = relay
@@ -170,6 +174,9 @@ final class ClusterNode: PubSubProvider, Service {
         }
         relay.node.withLockedValue { $0 = ClusterNodeReference(self) }
     }
+
+    /// The Redis connections' event loop, shared by every cluster node of the process.
+    static let busThread: any EventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     static func randomHex<G: RandomNumberGenerator>(using generator: inout G) -> String {
         let value = UInt64.random(in: .min ... .max, using: &generator)

@@ -12,7 +12,7 @@ import Synchronization
 /// past it, or Redis restarted without the stream) it calls `onGap` once for that reconnect and
 /// carries on with what is there.
 ///
-/// Entries go to `onEntry` from the reader's task, one at a time, in stream order; keep it short.
+/// Entries go to `onEntry` on the connection's event loop, in stream order; keep it short.
 /// Call `run()` in a long-lived task; cancel that task to stop.
 public final class RedisStreamReader: Sendable {
     /// The longest an `XREAD` waits for new entries before it is sent again.
@@ -66,9 +66,7 @@ public final class RedisStreamReader: Sendable {
             prepare: { connection throws(RedisConnectionError) in
                 try await self.position(on: connection)
             },
-            up: { connection in
-                Task { await self.read(connection) }
-            },
+            up: { connection in self.read(connection) },
             down: {}
         )
     }
@@ -121,40 +119,48 @@ public final class RedisStreamReader: Sendable {
         onGap(reason)
     }
 
-    /// `XREAD BLOCK` until the connection fails; then the reconnect loop takes over.
-    private func read(_ connection: RedisConnection) async {
-        let block = String(Self.blockTime.components.seconds * 1000)
-        while true {
-            let from = lastDelivered ?? .zero
-            let reply: RESPValue
-            do {
-                reply = try await connection.send([
-                    "XREAD", "COUNT", String(Self.batchSize), "BLOCK", block, "STREAMS", stream, from.description,
-                ])
-            } catch {
-                // A refused command or a broken connection: close, and let the loop reconnect.
-                if error.kind == .errorReply { logger.warning("Redis refused XREAD: \(error)") }
-                await connection.close()
-                return
+    /// Sends the next `XREAD BLOCK`; its reply, on the connection's event loop, delivers the entries
+    /// and sends the next one, until the connection fails and the reconnect loop takes over. Kept
+    /// on the event loop (no task hop per read), as pub/sub messages are.
+    private func read(_ connection: RedisConnection) {
+        let from = lastDelivered ?? .zero
+        let promise = connection.channel.eventLoop.makePromise(of: RESPValue.self)
+        promise.futureResult.whenComplete { result in
+            switch result {
+            case .success(.error(let text)):
+                self.logger.warning("Redis refused XREAD: \(text)")
+                connection.channel.close(promise: nil)
+            case .success(let reply):
+                self.deliver(reply)
+                self.read(connection)
+            case .failure:
+                connection.channel.close(promise: nil)
             }
-            guard case .array(let streams?) = reply else { continue }  // timed out: nil
-            for entry in streams {
-                guard case .array(let pair?) = entry, pair.count == 2, case .array(let items?) = pair[1] else {
+        }
+        connection.enqueue(
+            [
+                "XREAD", "COUNT", String(Self.batchSize), "BLOCK", String(Self.blockTime.components.seconds * 1000),
+                "STREAMS", stream, from.description,
+            ].map { ByteBuffer(string: $0) }, promise: promise)
+        connection.flush()
+    }
+
+    /// Hands each entry of an `XREAD` reply to `onEntry`, in order; nil (timed out) holds none.
+    private func deliver(_ reply: RESPValue) {
+        guard case .array(let streams?) = reply else { return }
+        for entry in streams {
+            guard case .array(let pair?) = entry, pair.count == 2, case .array(let items?) = pair[1] else { continue }
+            for item in items {
+                guard let parsed = RedisStreamEntry(item) else {
+                    logger.warning("Malformed stream entry skipped: \(item)")
+                    if case .array(let element?) = item, let text = element.first?.string, let id = RedisStreamID(text)
+                    {
+                        position.withLock { $0 = id }
+                    }
                     continue
                 }
-                for item in items {
-                    guard let parsed = RedisStreamEntry(item) else {
-                        logger.warning("Malformed stream entry skipped: \(item)")
-                        if case .array(let element?) = item, let text = element.first?.string,
-                            let id = RedisStreamID(text)
-                        {
-                            position.withLock { $0 = id }
-                        }
-                        continue
-                    }
-                    position.withLock { $0 = parsed.id }
-                    onEntry(parsed)
-                }
+                position.withLock { $0 = parsed.id }
+                onEntry(parsed)
             }
         }
     }
