@@ -4,7 +4,7 @@ SWIFT ?= swift
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: run test deps venv build release test-swift test-e2e lint bench clean
+.PHONY: run test deps venv build release test-swift test-e2e test-tsan test-asan lint bench clean
 
 run: deps release
 	./.build/release/reverb start
@@ -27,6 +27,13 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release
+
+# The Swift suite under ThreadSanitizer / AddressSanitizer, each in its own build directory.
+test-tsan: deps
+	./scripts/test-sanitizer.sh thread
+
+test-asan: deps
+	./scripts/test-sanitizer.sh address
 
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -82,12 +83,12 @@ struct HTTPBackPressureTests {
 
 /// The replies one connection received: well-formed `/up` replies, and anything else.
 final class ReplyCollector: Sendable {
-    private let state = Mutex((good: 0, bad: 0))
+    private let state = NIOLockedValueBox((good: 0, bad: 0))
 
-    var counts: (good: Int, bad: Int) { state.withLock { $0 } }
+    var counts: (good: Int, bad: Int) { state.withLockedValue { $0 } }
 
     func add(good: Int, bad: Int) {
-        state.withLock {
+        state.withLockedValue {
             $0.good += good
             $0.bad += bad
         }

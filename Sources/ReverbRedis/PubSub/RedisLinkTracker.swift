@@ -1,5 +1,5 @@
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Holds a client's `RedisLinkState` and logs each change once, in the words of spec `scaling.md` §5.6.
 final class RedisLinkTracker: Sendable {
@@ -10,31 +10,31 @@ final class RedisLinkTracker: Sendable {
         var reportedUnreachable = false
     }
 
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
     private let role: String
     private let unreachableTimeout: Duration
     private let logger: Logger
     private let onChange: (@Sendable (RedisLinkState) -> Void)?
 
     init(options: RedisClientOptions, logger: Logger, onChange: (@Sendable (RedisLinkState) -> Void)?) {
-        self.state = Mutex(State(link: .disconnected(since: .now)))
+        self.state = NIOLockedValueBox(State(link: .disconnected(since: .now)))
         self.role = options.role
         self.unreachableTimeout = options.unreachableTimeout
         self.logger = logger
         self.onChange = onChange
     }
 
-    var link: RedisLinkState { state.withLock { $0.link } }
+    var link: RedisLinkState { state.withLockedValue { $0.link } }
 
     func attempting(afterFailures failures: Int) {
-        if failures > 0 || state.withLock({ $0.everConnected }) {
+        if failures > 0 || state.withLockedValue({ $0.everConnected }) {
             logger.debug("Attempting reconnection to Redis (\(role))")
         }
     }
 
     func connected() {
         let now = ContinuousClock.now
-        let (previous, wasConnectedBefore) = state.withLock { state in
+        let (previous, wasConnectedBefore) = state.withLockedValue { state in
             defer {
                 state.link = .connected(since: now)
                 state.everConnected = true
@@ -52,7 +52,7 @@ final class RedisLinkTracker: Sendable {
 
     func disconnected(deliberately: Bool) {
         let now = ContinuousClock.now
-        state.withLock { state in
+        state.withLockedValue { state in
             state.link = .disconnected(since: now)
             state.reportedFailure = false
             state.reportedUnreachable = false
@@ -67,7 +67,7 @@ final class RedisLinkTracker: Sendable {
 
     func attemptFailed(_ error: RedisConnectionError) {
         let now = ContinuousClock.now
-        let (first, unreachable) = state.withLock { state in
+        let (first, unreachable) = state.withLockedValue { state in
             let first = !state.reportedFailure
             state.reportedFailure = true
             var unreachable = false

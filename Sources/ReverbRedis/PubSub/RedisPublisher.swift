@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 public import Logging
 public import NIOCore
 public import NIOPosix
@@ -54,7 +55,7 @@ public final class RedisPublisher: Sendable {
     public static let defaultQueueByteLimit = 64 * 1024 * 1024
 
     private let loop: RedisReconnectLoop
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     private let dropped = Atomic<Int>(0)
     private let queueCapacity: Int
     private let queueByteLimit: Int
@@ -103,12 +104,12 @@ public final class RedisPublisher: Sendable {
     public var droppedMessageCount: Int { dropped.load(ordering: .relaxed) }
 
     /// Messages waiting to be written, or (stream mode) written and not yet answered.
-    public var queuedMessageCount: Int { state.withLock { $0.queue.count + $0.inFlight.count } }
+    public var queuedMessageCount: Int { state.withLockedValue { $0.queue.count + $0.inFlight.count } }
 
     /// Publishes `payload` on `channel`, now or once the connection is ready.
     public func publish(_ payload: ByteBuffer, to channel: String) {
         var dropWarning: Int?
-        let drainOn: RedisConnection? = state.withLock { state in
+        let drainOn: RedisConnection? = state.withLockedValue { state in
             state.nextSequence += 1
             state.queue.append(Queued(channel: channel, payload: payload, sequence: state.nextSequence))
             state.queuedBytes += payload.readableBytes
@@ -136,7 +137,7 @@ public final class RedisPublisher: Sendable {
     }
 
     private func becameReady(_ connection: RedisConnection) {
-        let schedule = state.withLock { state in
+        let schedule = state.withLockedValue { state in
             state.connection = connection
             let schedule = !state.drainScheduled && !state.queue.isEmpty
             if schedule { state.drainScheduled = true }
@@ -146,7 +147,7 @@ public final class RedisPublisher: Sendable {
     }
 
     private func lostConnection() {
-        let dropWarning = state.withLock { state in
+        let dropWarning = state.withLockedValue { state in
             state.connection = nil
             // Unanswered appends go out again first, in order (readers drop any second copy).
             if !state.inFlight.isEmpty {
@@ -182,7 +183,7 @@ public final class RedisPublisher: Sendable {
     private func drain(_ connection: RedisConnection) {
         var batch = CircularBuffer<Queued>()
         let streaming = mode != .publish
-        let handOver: RedisConnection? = state.withLock { state in
+        let handOver: RedisConnection? = state.withLockedValue { state in
             state.drainScheduled = false
             guard let current = state.connection else { return nil }
             guard current === connection else {
@@ -223,7 +224,7 @@ public final class RedisPublisher: Sendable {
 
     /// Stream mode: Redis answered the oldest unanswered append on `connection`.
     private func answered(_ reply: RESPValue, on connection: RedisConnection) {
-        let drainOn: RedisConnection? = state.withLock { state in
+        let drainOn: RedisConnection? = state.withLockedValue { state in
             guard state.connection === connection, state.inFlight.popFirst() != nil else { return nil }
             guard !state.queue.isEmpty, !state.drainScheduled else { return nil }
             state.drainScheduled = true

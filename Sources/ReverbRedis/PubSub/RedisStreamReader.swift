@@ -1,7 +1,7 @@
 public import Logging
 public import NIOCore
 public import NIOPosix
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Reads a Redis Stream with `XREAD BLOCK` over one connection that it keeps open, reconnecting
 /// forever and resuming after the last entry it delivered, so nothing appended while it was away
@@ -25,7 +25,7 @@ public final class RedisStreamReader: Sendable {
     private let onGap: @Sendable (String) -> Void
     private let logger: Logger
     /// The last entry delivered; nil before the first connection.
-    private let position = Mutex<RedisStreamID?>(nil)
+    private let position = NIOLockedValueBox<RedisStreamID?>(nil)
 
     /// The stream read.
     public let stream: String
@@ -57,7 +57,7 @@ public final class RedisStreamReader: Sendable {
     public var linkState: RedisLinkState { loop.linkState }
 
     /// The id of the last entry delivered.
-    public var lastDelivered: RedisStreamID? { position.withLock { $0 } }
+    public var lastDelivered: RedisStreamID? { position.withLockedValue { $0 } }
 
     /// Connects, positions itself and reads until the calling task is cancelled. Call it once.
     public func run() async {
@@ -80,9 +80,9 @@ public final class RedisStreamReader: Sendable {
     private func position(on connection: RedisConnection) async throws(RedisConnectionError) {
         guard let last = lastDelivered else {
             // First connection: from now on.
-            position.withLock { $0 = .zero }
+            position.withLockedValue { $0 = .zero }
             if let newest = try await entryID(connection, ["XREVRANGE", stream, "+", "-", "COUNT", "1"]) {
-                position.withLock { $0 = newest }
+                position.withLockedValue { $0 = newest }
             }
             return
         }
@@ -92,12 +92,12 @@ public final class RedisStreamReader: Sendable {
             let newest = try await entryID(connection, ["XREVRANGE", stream, "+", "-", "COUNT", "1"])
         else {
             report("the stream \(stream) no longer exists (Redis restarted without persistence, or was emptied)")
-            position.withLock { $0 = .zero }
+            position.withLockedValue { $0 = .zero }
             return
         }
         if newest < last {
             report("the stream \(stream) was recreated (its newest entry \(newest) is older than \(last))")
-            position.withLock { $0 = .zero }
+            position.withLockedValue { $0 = .zero }
         } else if first > last {
             report("the stream \(stream) no longer holds \(last) (trimmed, or recreated) before what followed was read")
         }
@@ -155,11 +155,11 @@ public final class RedisStreamReader: Sendable {
                     logger.warning("Malformed stream entry skipped: \(item)")
                     if case .array(let element?) = item, let text = element.first?.string, let id = RedisStreamID(text)
                     {
-                        position.withLock { $0 = id }
+                        position.withLockedValue { $0 = id }
                     }
                     continue
                 }
-                position.withLock { $0 = parsed.id }
+                position.withLockedValue { $0 = parsed.id }
                 onEntry(parsed)
             }
         }

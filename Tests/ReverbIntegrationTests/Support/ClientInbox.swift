@@ -1,5 +1,5 @@
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// One WebSocket frame as it travelled on the wire (never reassembled).
 struct WebSocketFrame: Sendable, Equatable, CustomStringConvertible {
@@ -100,10 +100,10 @@ final class ClientInbox: Sendable {
         var nextWaiterID: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     func push(_ event: ClientEvent) {
-        let waiter = state.withLock { state -> CheckedContinuation<ClientEvent?, Never>? in
+        let waiter = state.withLockedValue { state -> CheckedContinuation<ClientEvent?, Never>? in
             if state.ended { return nil }
             if case .eof = event { state.ended = true }
             if let waiter = state.waiter {
@@ -119,7 +119,7 @@ final class ClientInbox: Sendable {
     /// The next event, or nil when nothing arrived within `timeout`.
     func next(timeout: TimeAmount, on eventLoop: any EventLoop) async -> ClientEvent? {
         await withCheckedContinuation { (continuation: CheckedContinuation<ClientEvent?, Never>) in
-            let waiting = state.withLock { state -> UInt64? in
+            let waiting = state.withLockedValue { state -> UInt64? in
                 if state.head < state.items.count {
                     let event = state.items[state.head]
                     state.head += 1
@@ -141,7 +141,7 @@ final class ClientInbox: Sendable {
     }
 
     private func expire(_ id: UInt64) {
-        let waiter = state.withLock { state -> CheckedContinuation<ClientEvent?, Never>? in
+        let waiter = state.withLockedValue { state -> CheckedContinuation<ClientEvent?, Never>? in
             guard let waiter = state.waiter, waiter.id == id else { return nil }
             state.waiter = nil
             return waiter.continuation

@@ -2,7 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Reverb
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 extension Application {
@@ -100,13 +100,13 @@ struct TestServer: Sendable {
 
 /// The client channels a test opened, closed when the test ends.
 final class ClientRegistry: Sendable {
-    private let channels = Mutex<[any Channel]>([])
+    private let channels = NIOLockedValueBox<[any Channel]>([])
 
     func add(_ channel: any Channel) {
-        channels.withLock { $0.append(channel) }
+        channels.withLockedValue { $0.append(channel) }
     }
 
-    var all: [any Channel] { channels.withLock { $0 } }
+    var all: [any Channel] { channels.withLockedValue { $0 } }
 }
 
 extension WebSocketTestClient {

@@ -1,6 +1,6 @@
 import Foundation
 import ReverbRedis
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 /// The shared throw-away Redis named by `REVERB_TEST_REDIS_URL`, which enables the integration suites.
@@ -45,13 +45,13 @@ func eventually(
 
 /// Collects values delivered on other threads, for polling.
 final class Collector<Value: Sendable>: Sendable {
-    private let values = Mutex<[Value]>([])
+    private let values = NIOLockedValueBox<[Value]>([])
 
     func append(_ value: Value) {
-        values.withLock { $0.append(value) }
+        values.withLockedValue { $0.append(value) }
     }
 
-    var all: [Value] { values.withLock { $0 } }
+    var all: [Value] { values.withLockedValue { $0 } }
 }
 
 /// Runs `body` with `service.run()` going in a child task, cancelling it afterwards.
