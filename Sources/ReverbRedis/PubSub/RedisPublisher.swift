@@ -1,5 +1,5 @@
-import NIOConcurrencyHelpers
 public import Logging
+import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
 import Synchronization

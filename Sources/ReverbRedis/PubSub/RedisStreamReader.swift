@@ -1,7 +1,7 @@
 public import Logging
+import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
-import NIOConcurrencyHelpers
 
 /// Reads a Redis Stream with `XREAD BLOCK` over one connection that it keeps open, reconnecting
 /// forever and resuming after the last entry it delivered, so nothing appended while it was away

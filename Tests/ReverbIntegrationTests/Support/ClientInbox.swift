@@ -1,5 +1,5 @@
-import NIOCore
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// One WebSocket frame as it travelled on the wire (never reassembled).
 struct WebSocketFrame: Sendable, Equatable, CustomStringConvertible {

@@ -1,8 +1,8 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Reverb
-import NIOConcurrencyHelpers
 import Testing
 
 extension Application {

@@ -1,6 +1,6 @@
 import Foundation
-import ReverbRedis
 import NIOConcurrencyHelpers
+import ReverbRedis
 import Testing
 
 /// The shared throw-away Redis named by `REVERB_TEST_REDIS_URL`, which enables the integration suites.
