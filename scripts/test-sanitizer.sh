@@ -9,24 +9,14 @@ cd "$(dirname "$0")/.."
 sanitizer=${1:?usage: test-sanitizer.sh thread|address [swift test arguments]}
 shift
 
-workdir=$(mktemp -d)
-redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" \
-    --daemonize yes --pidfile "$workdir/redis.pid" --logfile "$workdir/redis.log"
-cleanup() {
-    [[ -f "$workdir/redis.pid" ]] && kill "$(cat "$workdir/redis.pid")" 2>/dev/null || true
-    rm -rf "$workdir"
-}
-trap cleanup EXIT
-for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-export REVERB_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+source scripts/throwaway-redis.sh
 
 case $sanitizer in
     thread) export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan-suppressions.txt ${TSAN_OPTIONS:-}" ;;
     address) export ASAN_OPTIONS="halt_on_error=1 detect_leaks=0 ${ASAN_OPTIONS:-}" ;;
     *) echo "unknown sanitizer $sanitizer (thread or address)" >&2; exit 64 ;;
 esac
-log="$workdir/test.log"
+log="$redis_workdir/test.log"
 # Serially: the sanitizers slow the suite 5-15x, and with every suite at once the Redis tests' 5 s
 # connection set-up timeouts fired on a 2-core machine.
 set +e
