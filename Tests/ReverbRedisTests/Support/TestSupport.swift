@@ -16,6 +16,9 @@ enum TestRedis {
     static func configuration(database: Int = 0) throws -> RedisConnectionConfiguration {
         var configuration = try RedisClientFactory(settings: RedisSettings(url: url)).configuration
         configuration.database = database
+        // Set-up is a few round trips; on a loaded 2-core machine running every suite at once the
+        // default 5 s was seen to expire. Tests of the timeout itself set their own.
+        configuration.connectTimeout = .seconds(20)
         return configuration
     }
 
