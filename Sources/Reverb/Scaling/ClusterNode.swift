@@ -125,7 +125,9 @@ final class ClusterNode: PubSubProvider, Service {
         let nodeID = Self.randomHex(using: &generator)
         self.nodeID = nodeID
         self.channel = scaling.channel
-        self.queryTimeout = .milliseconds(Int64(scaling.queryTimeout * 1000))
+        // Clamped (a day; a century): any positive number of seconds passes validation, and a huge
+        // one must not trap in the conversion (found by fuzzing the configuration).
+        self.queryTimeout = .milliseconds(Int64(min(scaling.queryTimeout, 86_400) * 1000))
         self.degradedAfter = factory.timeout
         self.apps = apps
         self.logger = logger
@@ -137,7 +139,7 @@ final class ClusterNode: PubSubProvider, Service {
         let relay = MessageRelay()
         self.relay = relay
         self.transport = scaling.transport
-        self.replayWindow = UInt64(max(0, scaling.replayWindow) * 1000)
+        self.replayWindow = UInt64(min(max(0, scaling.replayWindow), 3_153_600_000) * 1000)
         self.publisher = factory.makePublisher(
             eventLoopGroup: eventLoopGroup, queueCapacity: scaling.queueSize,
             clientName: "swift-reverb:\(nodeID):publisher",

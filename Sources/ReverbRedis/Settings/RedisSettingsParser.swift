@@ -181,6 +181,11 @@ struct RedisSettingsParser {
             problems.append("\(value.source): \(label) \"\(text)\" is not a positive number of seconds")
             return nil
         }
+        // Duration.seconds(Double) traps beyond Int128 attoseconds (found by fuzzing): a year is plenty.
+        guard seconds <= 31_536_000 else {
+            problems.append("\(value.source): \(label) \"\(text)\" is more than a year (31536000 seconds)")
+            return nil
+        }
         return .seconds(seconds)
     }
 

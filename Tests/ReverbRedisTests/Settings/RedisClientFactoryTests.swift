@@ -268,3 +268,14 @@ struct RedisClientFactoryTests {
         #expect(error?.problems == ["REDIS_TLS_CA: cannot read \"/nonexistent/ca.pem\": No such file or directory."])
     }
 }
+
+@Suite("Redis settings found by fuzzing")
+struct RedisSettingsFuzzRegressionTests {
+    @Test("a timeout of 25 digits is a problem naming the setting, not a trap")
+    func hugeTimeout() {
+        let error = #expect(throws: RedisSettingsError.self) {
+            try RedisClientFactory(settings: RedisSettings(url: "redis://127.0.0.1?timeout=1000000000000000000000000"))
+        }
+        #expect(error?.problems.contains { $0.contains("more than a year") } == true, "\(String(describing: error))")
+    }
+}
