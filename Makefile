@@ -4,7 +4,8 @@ SWIFT ?= swift
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: run test deps venv build release test-swift test-e2e test-tsan test-asan lint bench clean
+.PHONY: run test deps venv build release test-swift test-e2e test-tsan test-asan lint bench fuzz clean \
+	dashboard-screenshot
 
 run: deps release
 	./.build/release/reverb start
@@ -36,10 +37,20 @@ test-asan: deps
 	./scripts/test-sanitizer.sh address
 
 lint:
-	$(SWIFT) format lint --strict --recursive Sources Tests
+	$(SWIFT) format lint --strict --recursive Sources Tests Fuzz
+
+# Refreshes docs/dashboard.png (docs.md "Dashboard") from the browser test's screenshot.
+dashboard-screenshot: build venv
+	REVERB_BIN="$(CURDIR)/.build/debug/reverb" REVERB_DASHBOARD_SCREENSHOT="$(CURDIR)/docs/dashboard.png" \
+		$(PYTHON) -m pytest -q Tests/EndToEnd/test_dashboard_browser.py
 
 bench: deps release
 	./scripts/bench.sh
+
+# libFuzzer + AddressSanitizer on every parser of outside bytes (Fuzz/README.md);
+# FUZZ_SECONDS per target (default 60), FUZZ_TARGETS to pick some.
+fuzz: deps
+	./scripts/fuzz.sh
 
 clean:
 	rm -rf .build $(VENV)

@@ -24,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // Tests only: starts redis-server and openssl (Foundation's Process crashes under parallel tests).
         // Its default Foundation trait adds nothing these tests use.
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2", traits: []),
@@ -36,6 +39,8 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // glibc's malloc_trim, to give memory back after load drops (MemoryTrimmer).
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(
             name: "COpenSSL",
             pkgConfig: "libcrypto",
@@ -58,6 +63,7 @@ let package = Package(
             dependencies: [
                 "ReverbRedis",
                 "COpenSSL",
+                "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -66,6 +72,10 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: settings
         ),
@@ -82,6 +92,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: settings
         ),
@@ -145,5 +158,34 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
-    ]
+    ] + fuzzTargets
 )
+
+/// libFuzzer harnesses, one per parser of outside bytes (`Fuzz/README.md`). A plain `swift build`
+/// makes each a corpus-replay tool; `make fuzz` builds them with `-sanitize=fuzzer,address -DFUZZING`.
+var fuzzTargets: [Target] {
+    let nio: [Target.Dependency] = [
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+    ]
+    let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+    let harnesses: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzWebSocketFrames", nio + [logging, .product(name: "NIOWebSocket", package: "swift-nio")]),
+        ("FuzzClientMessage", nio),
+        ("FuzzHTTPRequest", nio + [logging, .product(name: "NIOHTTP1", package: "swift-nio")]),
+        ("FuzzClusterEnvelope", nio + ["ReverbRedis", logging, .product(name: "NIOPosix", package: "swift-nio")]),
+        ("FuzzRESP", nio + ["ReverbRedis"]),
+        ("FuzzDotEnv", []),
+        ("FuzzConfigFile", nio + ["ReverbRedis", logging]),
+        ("FuzzRedisURL", ["ReverbRedis"]),
+        ("FuzzRedisTopology", nio + ["ReverbRedis"]),
+        ("FuzzDashboard", nio + [logging, .product(name: "NIOHTTP1", package: "swift-nio")]),
+    ]
+    let support = Target.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport", swiftSettings: settings)
+    return [support]
+        + harnesses.map { harness in
+            .executableTarget(
+                name: harness.name, dependencies: ["Reverb", "FuzzSupport"] + harness.dependencies,
+                path: "Fuzz/\(harness.name)", exclude: ["corpus", "regressions"], swiftSettings: settings)
+        }
+}

@@ -10,6 +10,16 @@
 #   over pub/sub and once over a Redis Stream, REVERB_SCALING_TRANSPORT=streams),
 #   BENCH_REVERB=path/to/reverb to measure another server build with the same client (before/after),
 #   BENCH_ONLY="fanout-small redis-small ..." to run only the named scenarios.
+#
+# Two long scenarios run only when BENCH_ONLY names them (never by default):
+#   soak          one fresh server, SOAK_CONNECTIONS (10000) connections under churn for SOAK_MINUTES (30),
+#                 with events, presence, whispers and slow clients; RSS and descriptors sampled.
+#   redis-outage  two scaling nodes on a redis-server of their own, OUTAGE_RATE (50) events/s on node A
+#                 for OUTAGE_DURATION (150) s, Redis stopped OUTAGE_START (30) s in for OUTAGE_SECONDS (60)
+#                 with signal REDIS_OUTAGE_SIGNAL (TERM), started again with the same arguments; once over
+#                 pub/sub and once over streams (that Redis with --appendonly yes --appendfsync everysec, so
+#                 the stream survives the restart). OUTAGE_SUBSCRIBERS (100) per node.
+#   e.g. BENCH_ONLY=soak SOAK_MINUTES=3 ./scripts/bench.sh;  BENCH_ONLY=redis-outage ./scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,36 +45,17 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for pidfile in "$workdir"/*/redis.pid; do
+        [[ -f $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
     rm -rf "$workdir"
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# free_port, start_server
+source scripts/bench-nodes.sh
 
 export REVERB_APP_ID=bench REVERB_APP_KEY=bench-key REVERB_APP_SECRET=bench-secret
-
-# Starts a release server on a free port; sets server_pid and server_url.
-start_server() {
-    local name=$1
-    shift
-    env "$@" "$reverb" start --host 127.0.0.1 --port 0 >"$workdir/$name.log" 2>&1 &
-    server_pid=$!
-    pids+=("$server_pid")
-    local port=""
-    for _ in $(seq 100); do
-        port=$(sed -n 's/.*INFO  Starting server on 127\.0\.0\.1:\([0-9]*\)\..*/\1/p' "$workdir/$name.log" 2>/dev/null || true)
-        [[ -n $port ]] && break
-        sleep 0.1
-    done
-    if [[ -z $port ]]; then
-        echo "reverb ($name) did not start:" >&2
-        cat "$workdir/$name.log" >&2
-        exit 1
-    fi
-    server_url="http://127.0.0.1:$port"
-}
 
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" \
@@ -129,6 +120,71 @@ if [[ ${BENCH_CLUSTER:-1} == 1 ]]; then
 else
     echo "cluster: skipped (BENCH_CLUSTER=0)"
     echo
+fi
+
+# The long scenarios, only when named.
+named() { [[ " ${BENCH_ONLY:-} " == *" $1 "* ]]; }
+
+if named soak; then
+    start_server soak
+    soak_pid=$server_pid
+    echo "soak: reverb $server_url (pid $soak_pid), ${SOAK_MINUTES:-30} min"
+    "$bench" soak --url "$server_url" --server-pid "$soak_pid" --minutes "${SOAK_MINUTES:-30}" \
+        --connections "${SOAK_CONNECTIONS:-10000}" --json "$results/soak.json"
+    kill "$soak_pid"
+    wait "$soak_pid" 2>/dev/null || true
+    cp "$workdir/soak.log" "$results/soak-server.log"
+fi
+
+# Two scaling nodes on a redis-server of their own, which the bench stops and starts again (same port,
+# same arguments) through the two commands; the nodes' logs are kept in bench-results/.
+outage_run() {
+    local name=$1 transport=$2
+    local dir="$workdir/$name"
+    mkdir -p "$dir"
+    local port
+    port=$(free_port)
+    local args=(--port "$port" --bind 127.0.0.1 --save '' --dir "$dir" --maxclients 20000
+        --logfile "$dir/redis.log" --daemonize yes --pidfile "$dir/redis.pid")
+    if [[ $transport == streams ]]; then
+        args+=(--appendonly yes --appendfsync everysec)
+    else
+        args+=(--appendonly no)
+    fi
+    local start_redis stop_redis
+    start_redis="redis-server $(printf '%q ' "${args[@]}") && for i in \$(seq 100); do"
+    start_redis+=" redis-cli -p $port ping >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1"
+    # The daemon is nobody's child here: wait until its /proc entry is gone or a zombie.
+    stop_redis="pid=\$(cat $dir/redis.pid) && kill -${REDIS_OUTAGE_SIGNAL:-TERM} \$pid && while [ -d /proc/\$pid ]"
+    stop_redis+=" && [ \"\$(cut -d' ' -f3 /proc/\$pid/stat 2>/dev/null)\" != Z ]; do sleep 0.1; done"
+    sh -c "$start_redis"
+    local env=(REVERB_SCALING_ENABLED=true REDIS_URL="redis://127.0.0.1:$port" REVERB_SCALING_CHANNEL="$name"
+        REVERB_SCALING_TRANSPORT="$transport")
+    start_server "$name-a" "${env[@]}"
+    local a_pid=$server_pid a_url=$server_url
+    start_server "$name-b" "${env[@]}"
+    local b_pid=$server_pid b_url=$server_url
+    echo "$name: nodes $a_url (pid $a_pid), $b_url (pid $b_pid), redis-server port $port ($transport)"
+    "$bench" redis-outage --node-a-url "$a_url" --node-b-url "$b_url" --server-pid "$a_pid" --server-pid "$b_pid" \
+        --subscribers "${OUTAGE_SUBSCRIBERS:-100}" --rate "${OUTAGE_RATE:-50}" --duration "${OUTAGE_DURATION:-150}" \
+        --outage-start "${OUTAGE_START:-30}" --outage-seconds "${OUTAGE_SECONDS:-60}" \
+        --outage-begin-command "$stop_redis" --outage-end-command "$start_redis" --json "$results/$name.json"
+    for pid in "$a_pid" "$b_pid"; do
+        if [[ ! -d /proc/$pid || $(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) == Z ]]; then
+            echo "$name: node pid $pid had exited" >&2
+        fi
+    done
+    kill "$a_pid" "$b_pid" 2>/dev/null || true
+    wait "$a_pid" "$b_pid" 2>/dev/null || true
+    sh -c "$stop_redis" || true
+    cp "$workdir/$name-a.log" "$results/$name-a.log"
+    cp "$workdir/$name-b.log" "$results/$name-b.log"
+    cp "$dir/redis.log" "$results/$name-redis.log"
+}
+
+if named redis-outage; then
+    outage_run redis-outage-pubsub pubsub
+    outage_run redis-outage-streams streams
 fi
 
 # The summary needs every scenario.

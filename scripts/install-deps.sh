@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages swift-reverb builds and tests with, when missing.
 set -euo pipefail
-packages=(libhiredis-dev libssl-dev pkg-config redis-server openssl)
+# chromium and chromium-driver: the dashboard's browser test (headless, driven by Selenium through
+# /usr/bin/chromedriver, so nothing is downloaded at test time).
+packages=(libhiredis-dev libssl-dev pkg-config redis-server openssl chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -8,10 +8,12 @@ import NIOPosix
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reverb-bench",
-        abstract: "Load scenarios for swift-reverb: idle connections, fan-out, HTTP API, cluster, Redis baseline.",
+        abstract:
+            "Load scenarios for swift-reverb: idle connections, fan-out, HTTP API, cluster, Redis baseline, "
+            + "soak, Redis outage.",
         subcommands: [
             ConnectionsCommand.self, FanoutCommand.self, HTTPCommand.self, ClusterCommand.self,
-            RedisBaselineCommand.self,
+            RedisBaselineCommand.self, SoakCommand.self, RedisOutageCommand.self,
         ])
 }
 

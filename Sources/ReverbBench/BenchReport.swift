@@ -22,6 +22,8 @@ struct BenchReport: Codable, Sendable {
     var scenario: String
     var parameters: [String: String]
     var phases: [Phase] = []
+    /// Samples over time (long scenarios): column name to values, `t_s` the seconds of each sample.
+    var series: [String: [Double]]?
 
     /// The human table: metrics down, phases across.
     func table() -> String {

@@ -108,31 +108,39 @@ enum Connector {
     }
 
     /// Opens `count` publishing connections on `driver`'s loop and registers their handlers with it.
-    static func publishers(
+    static func publishers<Driver: PublishResponseReceiver>(
         count: Int, target: BenchTarget, flag: String, kind: PublisherHandler.ResponseKind,
-        driver: NIOLoopBound<PublishDriver>
+        driver: NIOLoopBound<Driver>
     ) async throws -> [any Channel] {
         let address = try target.socketAddress(flag: flag)
         var channels: [any Channel] = []
         for index in 0..<count {
-            let bootstrap = ClientBootstrap(group: driver.eventLoop)
-                .connectTimeout(.seconds(10))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let handler = PublisherHandler(kind: kind, driver: driver.value, index: index)
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                        driver.value.handlers.append(handler)
-                    }
-                }
             do {
-                channels.append(try await bootstrap.connect(to: address).get())
+                channels.append(
+                    try await publisher(index: index, address: address, kind: kind, driver: driver).get())
             } catch {
                 await close(channels)
                 throw BenchError("cannot connect to \(flag) \(target): \(describe(error))")
             }
         }
         return channels
+    }
+
+    /// Opens publishing connection `index` on `driver`'s loop and registers its handler with it.
+    static func publisher<Driver: PublishResponseReceiver>(
+        index: Int, address: SocketAddress, kind: PublisherHandler.ResponseKind, driver: NIOLoopBound<Driver>
+    ) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: driver.eventLoop)
+            .connectTimeout(.seconds(10))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = PublisherHandler(kind: kind, driver: driver.value, index: index)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    driver.value.publisherAdded(handler)
+                }
+            }
+            .connect(to: address)
     }
 
     static func close(_ channels: [any Channel]) async {

@@ -35,7 +35,7 @@ struct PublishResult: Sendable {
 
 /// Drives the publishing connections of one event loop. Loop-confined: every method runs on
 /// `eventLoop` (the handlers call back on it; the async side reaches it through `NIOLoopBound`).
-final class PublishDriver {
+final class PublishDriver: PublishResponseReceiver {
     let eventLoop: any EventLoop
     private var encoder: EventRequestEncoder
     private let deliveries: DeliveryStats
@@ -161,6 +161,10 @@ final class PublishDriver {
         }
         result.sent += count
         handler.send(buffer, count: count, time: now)
+    }
+
+    func publisherAdded(_ handler: PublisherHandler) {
+        handlers.append(handler)
     }
 
     func responseReceived(index: Int, ok: Bool, receivers: Int, latency: UInt64, failure: String?) {

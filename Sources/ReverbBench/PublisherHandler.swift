@@ -1,5 +1,16 @@
 import NIOCore
 
+/// What drives publishing connections and hears their answers (`PublishDriver`, `SequencedPublisher`).
+/// Every call comes on the receiver's event loop, where its handlers live.
+protocol PublishResponseReceiver: AnyObject {
+    /// A connection's handler, added to its pipeline and about to connect.
+    func publisherAdded(_ handler: PublisherHandler)
+    /// One answer, in request order on connection `index`.
+    func responseReceived(index: Int, ok: Bool, receivers: Int, latency: UInt64, failure: String?)
+    /// Connection `index` closed with `unanswered` requests in flight.
+    func connectionClosed(index: Int, unanswered: Int)
+}
+
 /// One keep-alive publishing connection: writes requests the driver builds, matches responses to
 /// their send times in order (HTTP/1.1 and RESP both answer in order) and reports each to the driver.
 final class PublisherHandler: ChannelInboundHandler {
@@ -12,13 +23,13 @@ final class PublisherHandler: ChannelInboundHandler {
     }
 
     private let kind: ResponseKind
-    private let driver: PublishDriver
+    private let driver: any PublishResponseReceiver
     let index: Int
     private var sendTimes = CircularBuffer<UInt64>(initialCapacity: 64)
     private var reads = ReadAccumulator()
     private var context: ChannelHandlerContext?
 
-    init(kind: ResponseKind, driver: PublishDriver, index: Int) {
+    init(kind: ResponseKind, driver: any PublishResponseReceiver, index: Int) {
         self.kind = kind
         self.driver = driver
         self.index = index
@@ -40,6 +51,11 @@ final class PublisherHandler: ChannelInboundHandler {
         guard let context else { return }
         for _ in 0..<count { sendTimes.append(time) }
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Closes the connection.
+    func close() {
+        context?.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

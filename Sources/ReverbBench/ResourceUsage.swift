@@ -47,6 +47,32 @@ enum ResourceUsage {
         return nil
     }
 
+    /// Open file descriptors of `pid` (entries of `/proc/PID/fd`), nil when unreadable.
+    static func openFileDescriptors(pid: Int32) -> Int? {
+        guard let directory = opendir("/proc/\(pid)/fd") else { return nil }
+        defer { closedir(directory) }
+        var count = 0
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        while let entry = readdir(directory) {
+            // Only the name's first bytes are read, in place: a record readdir returns can be shorter
+            // than `dirent` (the kernel sizes it to the name), so copying `entry.pointee.d_name` read
+            // up to 255 bytes past it and crashed when the record ended at a page boundary.
+            let name = UnsafeRawPointer(entry).advanced(by: nameOffset).assumingMemoryBound(to: UInt8.self)
+            let isDot = name[0] == UInt8(ascii: ".") && (name[1] == 0 || (name[1] == UInt8(ascii: ".") && name[2] == 0))
+            if !isDot { count += 1 }
+        }
+        return count
+    }
+
+    /// Whether `pid` is running: its `/proc` entry exists and it is not a zombie.
+    static func isAlive(pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+        return state != "Z" && state != "X"
+    }
+
     /// Raises the soft open-file limit to the hard one; returns the new soft limit.
     @discardableResult
     static func raiseOpenFileLimit() -> Int {

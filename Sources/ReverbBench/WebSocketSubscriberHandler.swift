@@ -66,41 +66,20 @@ final class WebSocketSubscriberHandler: ChannelInboundHandler {
 
     private func process(context: ChannelHandlerContext, buffer: inout ByteBuffer) {
         if state == .handshaking {
-            guard let end = buffer.readableBytesView.firstRange(of: [13, 10, 13, 10]) else { return }
-            let headLength = end.upperBound - buffer.readerIndex
-            let switching = buffer.withUnsafeReadableBytes { bytes in
-                bytes.count >= 12 && UnsafeRawBufferPointer(rebasing: bytes[9..<12]).elementsEqual("101".utf8)
-            }
-            guard switching else {
-                let line = buffer.readableBytesView.prefix { $0 != 13 }
-                ready.fail(BenchError("WebSocket upgrade refused: \(String(decoding: line, as: UTF8.self))"))
+            switch WebSocketClientFrames.readHandshake(&buffer) {
+            case .incomplete:
+                return
+            case .refused(let line):
+                ready.fail(BenchError("WebSocket upgrade refused: \(line)"))
                 context.close(promise: nil)
                 return
+            case .switched:
+                state = .connected
             }
-            buffer.moveReaderIndex(forwardBy: headLength)
-            state = .connected
         }
         let now = PayloadTimestamp.now()
-        while buffer.readableBytes >= 2 {
-            let start = buffer.readerIndex
-            let first = buffer.getInteger(at: start, as: UInt8.self)!
-            let second = buffer.getInteger(at: start + 1, as: UInt8.self)!
-            var length = Int(second & 0x7F)
-            var headerLength = 2
-            if length == 126 {
-                guard let extended = buffer.getInteger(at: start + 2, as: UInt16.self) else { return }
-                length = Int(extended)
-                headerLength = 4
-            } else if length == 127 {
-                guard let extended = buffer.getInteger(at: start + 2, as: UInt64.self) else { return }
-                length = Int(extended)
-                headerLength = 10
-            }
-            if second & 0x80 != 0 { headerLength += 4 }
-            guard buffer.readableBytes >= headerLength + length else { return }
-            buffer.moveReaderIndex(forwardBy: headerLength)
-            handleFrame(context: context, opcode: first & 0x0F, buffer: buffer, length: length, now: now)
-            buffer.moveReaderIndex(forwardBy: length)
+        WebSocketClientFrames.readFrames(&buffer) { opcode, payload, length in
+            handleFrame(context: context, opcode: opcode, buffer: payload, length: length, now: now)
         }
     }
 
@@ -115,7 +94,7 @@ final class WebSocketSubscriberHandler: ChannelInboundHandler {
                     recorder.unflushedDeliveries += 1
                     recorder.histogram.record(nanoseconds: now &- decoded.timestamp)
                 } else if payload.containsBytes("pusher:ping") {
-                    context.write(wrapOutboundOut(Self.pongFrame), promise: nil)
+                    context.write(wrapOutboundOut(WebSocketClientFrames.pusherPong), promise: nil)
                 } else if payload.containsBytes("connection_established") {
                     context.write(wrapOutboundOut(subscribeFrame), promise: nil)
                 } else if payload.containsBytes("subscription_succeeded") {
@@ -131,39 +110,11 @@ final class WebSocketSubscriberHandler: ChannelInboundHandler {
         case 0x8:
             context.close(promise: nil)
         case 0x9:
-            var pong = context.channel.allocator.buffer(capacity: length + 6)
-            Self.writeClientFrame(
-                opcode: 0xA, payload: buffer.getSlice(at: buffer.readerIndex, length: length)!, into: &pong)
-            context.write(wrapOutboundOut(pong), promise: nil)
+            let ping = buffer.getSlice(at: buffer.readerIndex, length: length)!
+            context.write(wrapOutboundOut(WebSocketClientFrames.pong(answering: ping)), promise: nil)
         default:
             break
         }
-    }
-
-    private static let pongFrame: ByteBuffer = {
-        var buffer = ByteBuffer()
-        writeClientFrame(
-            opcode: 0x1, payload: ByteBuffer(string: #"{"event":"pusher:pong","data":"{}"}"#), into: &buffer)
-        return buffer
-    }()
-
-    /// Writes a final, masked client frame. The mask key is zero, which RFC 6455 allows (the key
-    /// only has to be present), so the payload bytes go out unchanged.
-    static func writeClientFrame(opcode: UInt8, payload: ByteBuffer, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(0x80 | opcode)
-        let length = payload.readableBytes
-        if length < 126 {
-            buffer.writeInteger(0x80 | UInt8(length))
-        } else if length <= 65_535 {
-            buffer.writeInteger(UInt8(0x80 | 126))
-            buffer.writeInteger(UInt16(length))
-        } else {
-            buffer.writeInteger(UInt8(0x80 | 127))
-            buffer.writeInteger(UInt64(length))
-        }
-        buffer.writeInteger(UInt32(0))
-        var payload = payload
-        buffer.writeBuffer(&payload)
     }
 
     /// The upgrade request for `target` and `appKey`.
@@ -176,12 +127,7 @@ final class WebSocketSubscriberHandler: ChannelInboundHandler {
 
     /// The masked `pusher:subscribe` frame for a public `channel`.
     static func subscribeFrame(channel: String) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        writeClientFrame(
-            opcode: 0x1,
-            payload: ByteBuffer(string: #"{"event":"pusher:subscribe","data":{"auth":"","channel":"\#(channel)"}}"#),
-            into: &buffer)
-        return buffer
+        WebSocketClientFrames.textFrame(#"{"event":"pusher:subscribe","data":{"auth":"","channel":"\#(channel)"}}"#)
     }
 }
 

@@ -1,9 +1,10 @@
 import ArgumentParser
+import Reverb
 
 /// `reverb`: the swift-reverb command line (`config.md` §6).
 @main
 struct ReverbCommand: AsyncParsableCommand {
-    static let version = "0.1.0"
+    static let version = ReverbVersion.current
 
     static let configuration = CommandConfiguration(
         commandName: "reverb",

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Prometheus
 import Reverb
 import ServiceLifecycle
 import UnixSignals
@@ -61,6 +63,9 @@ struct StartCommand: AsyncParsableCommand {
         } catch let setup as ReverbServer.ScalingSetupError {
             try? await group.shutdownGracefully()
             CommandSupport.fail(setup.description, exitCode: 78)
+        }
+        if let registry = server.metricsRegistry {
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         }
         let watcher = RestartWatcher(path: configuration.restartFile) {
             boundAddress.withLockedValue { $0 } ?? "\(host):\(configuration.server.port)"

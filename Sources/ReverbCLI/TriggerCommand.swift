@@ -1,7 +1,10 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Reverb
 
 /// `reverb events:trigger CHANNEL EVENT [DATA]`: sign and send one event (`config.md` §6.4).
@@ -63,21 +66,50 @@ struct TriggerCommand: AsyncParsableCommand {
         let path = configuration.server.routePrefix + "/apps/\(app.id)/events"
         let query = RequestSigner(key: app.key, secret: app.secret).signedQuery(
             method: "POST", path: path, body: body, timestamp: Int64(Date().timeIntervalSince1970))
-        let pathAndQuery = "\(path)?\(query)"
-        let group = MultiThreadedEventLoopGroup.singleton
-        let response: HTTPClient.Response
+        let url = "\(target.scheme)://\(Self.urlHost(target.host)):\(target.port)\(path)?\(query)"
+        let (status, answer) = await Self.post(
+            url: url, body: body, timeout: .nanoseconds(Int64(timeout * 1_000_000_000)),
+            failure: "Could not reach \(target.scheme)://\(target.host):\(target.port)")
+        guard (200..<300).contains(status) else {
+            CommandSupport.fail("HTTP \(status): \(answer)", exitCode: 1)
+        }
+        CommandSupport.printOutput(answer)
+    }
+
+    /// One POST through async-http-client (the project's one outbound HTTP client). Certificates are
+    /// not verified: the target is the operator's own server, often with a development certificate.
+    private static func post(
+        url: String, body: String, timeout: TimeAmount, failure: String
+    ) async -> (status: Int, body: String) {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateVerification = .none
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout = .init(connect: timeout, read: timeout)
+        configuration.redirectConfiguration = .disallow
+        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Connection", value: "close")
+        request.body = .bytes(ByteBuffer(string: body))
+        let result: Result<(Int, String), any Error>
         do {
-            response = try await HTTPClient.post(
-                scheme: target.scheme, host: target.host, port: target.port, pathAndQuery: pathAndQuery, body: body,
-                timeout: .nanoseconds(Int64(timeout * 1_000_000_000)), group: group)
+            let response = try await client.execute(request, timeout: timeout)
+            let bytes = try await response.body.collect(upTo: 16 * 1024 * 1024)
+            result = .success((Int(response.status.code), String(buffer: bytes)))
         } catch {
-            CommandSupport.fail(
-                "Could not reach \(target.scheme)://\(target.host):\(target.port): \(error).", exitCode: 1)
+            result = .failure(error)
         }
-        guard (200..<300).contains(response.status) else {
-            CommandSupport.fail("HTTP \(response.status): \(response.body)", exitCode: 1)
+        try? await client.shutdown()
+        switch result {
+        case .success(let answer): return answer
+        case .failure(let error): CommandSupport.fail("\(failure): \(error).", exitCode: 1)
         }
-        CommandSupport.printOutput(response.body)
+    }
+
+    /// An IPv6 address in brackets, as a URL needs it.
+    private static func urlHost(_ host: String) -> String {
+        host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
     }
 
     private func selectApp(_ configuration: ReverbConfiguration) throws -> Application {

@@ -44,6 +44,17 @@ STARTUP_TIMEOUT = 20.0
 SHUTDOWN_TIMEOUT = float(os.environ.get("REVERB_E2E_SHUTDOWN_TIMEOUT", "10"))
 RECV_TIMEOUT = 5.0
 
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under `make test` (`REVERB_TEST_NO_SKIPS`, set by scripts/test.sh, which installs redis-server,
+    chromium and the rest) a skip means a broken set-up hiding a test: it is reported as a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("REVERB_TEST_NO_SKIPS") and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under make test, where nothing may be: {report.longrepr}"
+
 # Option name -> environment variable (config.md §4.1, §4.3).
 OPTION_ENV = {
     "ping_interval": "REVERB_APP_PING_INTERVAL",
@@ -705,21 +716,45 @@ def resp_command(*args) -> bytes:
 
 class Redis:
     """A redis-server on a free loopback port, no persistence; stop()/start() reuse the port (and the
-    directory, so `extra_args=("--appendonly", "yes")` makes the data survive a stop()/start())."""
+    directory, so `extra_args=("--appendonly", "yes")` makes the data survive a stop()/start()).
+
+    redis-server cannot listen on port 0 and report the port, so the port is picked first; a start
+    counts only once the server answering on it is ours (`INFO server`'s process_id is our child's
+    pid), and a first start whose port was taken meanwhile tries another port."""
 
     def __init__(self, workdir, extra_args=()):
-        self.port = free_port()
         self.workdir = workdir
         self.extra_args = [str(arg) for arg in extra_args]  # after the defaults: later ones win
         self.proc = None
-        self.start()
+        for attempt in range(5):
+            self.port = free_port()
+            try:
+                self.start()
+                return
+            except AssertionError:
+                self.stop()
+                if attempt == 4:
+                    raise
 
     def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.workdir), *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self.ping, timeout=10, message="redis-server to answer")
+
+        def ours() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"redis-server exited with {self.proc.returncode} (port {self.port} taken?)")
+            return self.ping() and self._process_id() == self.proc.pid
+        wait_until(ours, timeout=10, message=f"our redis-server to answer on port {self.port}")
+
+    def _process_id(self) -> int | None:
+        try:
+            info = self.command("INFO", "server").decode(errors="replace")
+        except (OSError, AssertionError):
+            return None
+        match = re.search(r"^process_id:(\d+)", info, re.M)
+        return int(match.group(1)) if match else None
 
     def ping(self) -> bool:
         try:

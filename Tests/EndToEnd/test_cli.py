@@ -32,15 +32,6 @@ def app_env(server) -> dict:
     return {"REVERB_APP_ID": server.app_id, "REVERB_APP_KEY": server.key, "REVERB_APP_SECRET": server.secret}
 
 
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def serving_line(app_id: str, key: str) -> str:
     return f"   INFO  Serving app {app_id} (key: {key})."
 
@@ -306,9 +297,13 @@ def test_trigger_wrong_secret_exits_1(server, ws_client, reverb_cli):
 
 
 def test_trigger_unreachable_exits_1(reverb_cli):
-    port = free_port()
-    r = reverb_cli("events:trigger", "ch", "ev", '{}', "--port", port, "--timeout", "3",
-                   env=CREDS)
+    # Bound but not listening, and held for the whole test: connections are refused, and no other
+    # process can take the port meanwhile.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        r = reverb_cli("events:trigger", "ch", "ev", '{}', "--port", port, "--timeout", "3",
+                       env=CREDS)
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     err = lines(r.stderr)
     assert len(err) == 1 and err[0].startswith(f"Could not reach http://127.0.0.1:{port}: "), r.stderr

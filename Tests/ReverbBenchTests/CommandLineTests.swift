@@ -39,6 +39,29 @@ struct CommandLineTests {
             (["fanout", "--url", "ftp://x"], "--url"),
             (["redis-baseline", "--redis-url", "http://127.0.0.1:1"], "--redis-url"),
             (["cluster", "--trigger-url", "http://127.0.0.1:1"], "--subscriber-url"),
+            (["soak", "--minutes", "0"], "--minutes"),
+            (["soak", "--churn=-1"], "--churn"),
+            (["soak", "--connections", "100", "--churn", "200"], "--churn"),
+            (["soak", "--presence-fraction", "1.5"], "--presence-fraction"),
+            (["soak", "--presence-channels", "0"], "--whisper-rate"),
+            (["soak", "--slow-fraction", "1"], "--slow-fraction"),
+            (["soak", "--sample-seconds", "0"], "--sample-seconds"),
+            (["soak", "--url", "redis://x"], "--url"),
+            (["redis-outage", "--node-a-url", "http://127.0.0.1:1"], "--node-b-url"),
+            (["redis-outage", "--node-a-url", "ftp://x", "--node-b-url", "http://127.0.0.1:1"], "--node-a-url"),
+            (
+                [
+                    "redis-outage", "--node-a-url", "http://127.0.0.1:1", "--node-b-url", "http://127.0.0.1:2",
+                    "--outage-start", "100", "--outage-seconds", "60", "--duration", "150",
+                ], "--outage-start"
+            ),
+            (
+                [
+                    "redis-outage", "--node-a-url", "http://127.0.0.1:1", "--node-b-url", "http://127.0.0.1:2",
+                    "--rate", "0",
+                ],
+                "--rate"
+            ),
         ])
     func badValues(arguments: [String], flag: String) throws {
         let message = try #require(Self.parseError(arguments))
@@ -49,6 +72,12 @@ struct CommandLineTests {
     func defaults() throws {
         #expect(Self.parseError(["fanout"]) == nil)
         #expect(Self.parseError(["connections", "--connections", "10"]) == nil)
+        #expect(Self.parseError(["soak", "--minutes", "0.5"]) == nil)
+        #expect(
+            Self.parseError([
+                "redis-outage", "--node-a-url", "http://127.0.0.1:1", "--node-b-url", "http://127.0.0.1:2",
+            ])
+                == nil)
     }
 
     @Test("an unreachable server fails with the flag and the reason")

@@ -9,7 +9,9 @@ import Testing
 @testable import ReverbBench
 
 /// Each scenario, tiny and short, against a real server started in-process, so the tool cannot rot.
-@Suite("Scenario smoke runs")
+/// One at a time: the `--rate max` runs keep both cores of a CI machine busy, and several at once
+/// starved the Redis tests running beside them past their 5 s set-up timeout (CI, 2026-12-02).
+@Suite("Scenario smoke runs", .serialized)
 struct ScenarioSmokeTests {
     static let app = Application(id: "bench-test", key: "bench-key", secret: "bench-secret")
 
@@ -110,6 +112,57 @@ struct ScenarioSmokeTests {
             #expect(phase.value("connections") == 50)
             #expect(phase.value("server RSS after") ?? 0 > 0)
             #expect(phase.value("connect rate") ?? 0 > 0)
+        }
+    }
+
+    @Test("soak churns and whispers without losing a delivery, and samples the server")
+    func soak() async throws {
+        try await Self.withServer { url in
+            let report = try await Self.run(
+                [
+                    "soak", "--url", url, "--connections", "60", "--minutes", "0.05", "--churn", "5", "--channels", "3",
+                    "--presence-channels", "2", "--presence-fraction", "0.3", "--event-rate", "50",
+                    "--whisper-rate", "10", "--slow-fraction", "0", "--sample-seconds", "1", "--server-pid",
+                    "\(getpid())",
+                ] + Self.credentials)
+            let phase = try #require(report.phases.first)
+            #expect(phase.value("connections opened") ?? 0 > 60)
+            #expect(phase.value("left: unsubscribed, then closed") ?? 0 > 0)
+            #expect(phase.value("left: closed") ?? 0 > 0)
+            #expect(phase.value("events accepted") ?? 0 > 0)
+            #expect(phase.value("deliveries audited") ?? 0 > 0)
+            #expect(phase.value("lost") == 0)
+            #expect(phase.value("whispers sent") ?? 0 > 0)
+            #expect(phase.value("whispers received") ?? 0 > 0)
+            #expect(phase.value("members closed by server") == 0)
+            #expect(phase.value("HTTP failures") == 0)
+            #expect(phase.value("server fds end") ?? 0 > 0)
+            #expect(report.series?["t_s"]?.isEmpty == false)
+        }
+    }
+
+    @Test("redis-outage runs both commands on schedule and classifies every event (one node as A and B)")
+    func redisOutage() async throws {
+        try await Self.withServer { url in
+            let marker = FileManager.default.temporaryDirectory.appendingPathComponent("outage-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: marker) }
+            let report = try await Self.run(
+                [
+                    "redis-outage", "--node-a-url", url, "--node-b-url", url, "--subscribers", "4", "--rate", "40",
+                    "--duration", "1.5", "--outage-start", "0.3", "--outage-seconds", "0.5",
+                    "--outage-begin-command", "echo begin >> \(marker.path)",
+                    "--outage-end-command", "echo end >> \(marker.path)", "--server-pid", "\(getpid())",
+                ] + Self.credentials)
+            #expect(try String(contentsOf: marker, encoding: .utf8) == "begin\nend\n")
+            #expect(report.phases.map(\.name) == ["before", "during", "after", "all"])
+            let all = try #require(report.phases.last)
+            let accepted = try #require(all.value("events accepted by A"))
+            #expect(accepted > 0)
+            #expect(all.value("B: events crossed") == accepted)
+            #expect(all.value("A: lost deliveries") == 0)
+            #expect(all.value("node exits") == 0)
+            #expect(all.value("begin command exit") == 0)
+            for phase in report.phases { #expect(phase.value("events sent") ?? 0 > 0, "\(phase.name)") }
         }
     }
 

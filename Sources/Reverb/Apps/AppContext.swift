@@ -12,8 +12,22 @@ final class AppContext: Sendable {
     /// `pusher_internal:subscription_count` when the app asks for it.
     let subscriptionCounts: SubscriptionCountReporter?
 
-    init(application: Application, fanout: Fanout, limits: ChannelDirectoryState.Limits = .init()) {
+    /// The app's webhooks on this node; nil when it has none (or they are off in tests).
+    let webhooks: AppWebhooks?
+
+    /// The app's position in the registry: its slot in each loop's `LoopMetrics`.
+    let index: Int
+
+    /// The app's debug consoles (docs.md "Dashboard"); one atomic read per event while none is open.
+    let debug = DebugTap()
+
+    init(
+        application: Application, fanout: Fanout, limits: ChannelDirectoryState.Limits = .init(),
+        webhooks: AppWebhooks? = nil, index: Int = 0
+    ) {
         self.application = application
+        self.index = index
+        self.webhooks = webhooks
         self.fanout = fanout
         self.directory = ChannelDirectory(limits: limits)
         self.subscriptionCounts =
@@ -50,8 +64,8 @@ final class AppContext: Sendable {
         fanout.broadcast(key(channel), frame: frame, except: exceptSocketID, sequence: sequence)
     }
 
-    /// Carries out what a directory change implies: member events to local subscribers,
-    /// announcements to the other nodes, subscriber counts. Called under the directory's lock, so
+    /// Carries out what a directory change implies: member events to local subscribers, watchlist
+    /// events to local watchers, announcements to the other nodes, subscriber counts. Called under the directory's lock, so
     /// that changes reach clients and peers in the order they happened.
     /// - Parameter localCount: a channel whose local subscriber count changed.
     func carryOut(_ changes: DirectoryChanges, countChanged localCount: String?, pubSub: any PubSubProvider) {
@@ -67,7 +81,20 @@ final class AppContext: Sendable {
                     channel: channel, frame: PusherFrames.memberRemoved(channel: channel, userID: userID), except: nil)
             }
         }
+        for change in changes.watchlist {
+            switch change {
+            case .online(let identity):
+                broadcastLocally(
+                    channel: ChannelName.watchers(of: identity),
+                    frame: PusherFrames.watchlistEvents(offline: [], online: [identity]), except: nil)
+            case .offline(let identity):
+                broadcastLocally(
+                    channel: ChannelName.watchers(of: identity),
+                    frame: PusherFrames.watchlistEvents(offline: [identity], online: []), except: nil)
+            }
+        }
         if !changes.announcements.isEmpty { pubSub.announce(changes.announcements, app: id) }
+        webhooks?.carryOut(changes) { pubSub.sendsWebhooks(for: $0) }
         if let localCount { pubSub.localCountChanged(channel: localCount, app: self) }
         if let subscriptionCounts {
             if let localCount { subscriptionCounts.countChanged(localCount, app: self) }
@@ -107,7 +134,8 @@ final class AppContext: Sendable {
         }
     }
 
-    /// Closes every local connection of this app whose user identity is `identity` (Close 1008).
+    /// Closes every local connection of this app whose user identity is `identity` (Close 1008):
+    /// presence member data or sign-in (`protocol.md` §13.3).
     func terminateLocally(identity: String) -> EventLoopFuture<Int> {
         let appID = application.id
         return fanout.onEveryShard { shard -> Int in

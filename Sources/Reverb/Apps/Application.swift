@@ -90,6 +90,11 @@ public struct Application: Sendable, Hashable {
     /// `subscription_count`: send `pusher_internal:subscription_count` to subscribers of
     /// non-presence channels when the cluster-wide count changes, at most once per channel per 5 s.
     public var subscriptionCount: Bool
+    /// `webhooks` (`http-api.md` §8.1). Default none.
+    public var webhooks: [Webhook]
+    /// `user_authentication_timeout`: seconds a connection has to sign in (`pusher:signin`) before it
+    /// is closed with 4009; 0 (the default) = no limit (`protocol.md` §13.5).
+    public var userAuthenticationTimeout: Int
     public var options: Options
 
     public init(
@@ -105,6 +110,8 @@ public struct Application: Sendable, Hashable {
         rateLimiting: RateLimiting = RateLimiting(),
         presenceLimits: PresenceLimits = PresenceLimits(),
         subscriptionCount: Bool = false,
+        webhooks: [Webhook] = [],
+        userAuthenticationTimeout: Int = 0,
         options: Options = Options()
     ) {
         self.id = id
@@ -119,6 +126,8 @@ public struct Application: Sendable, Hashable {
         self.rateLimiting = rateLimiting
         self.presenceLimits = presenceLimits
         self.subscriptionCount = subscriptionCount
+        self.webhooks = webhooks
+        self.userAuthenticationTimeout = userAuthenticationTimeout
         self.options = options
     }
 

@@ -2,10 +2,11 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// One app's channel bookkeeping on this node: subscriptions, the cluster-wide presence rosters and
-/// subscriber counts, and cached events.
+/// subscriber counts, cached events, and the cluster-wide signed-in users with their local watchers.
 ///
 /// Shared by every event loop and the cluster bus, so it sits behind a lock; it changes on
-/// subscribe, unsubscribe and bus state messages, never per delivered frame, and the lock covers
+/// subscribe, unsubscribe, sign-in, the end of a signed-in connection and bus state messages, never
+/// per delivered frame, and the lock covers
 /// dictionary updates and the hand-off of what they imply (`style.md` §3).
 final class ChannelDirectory: Sendable {
     private let state: NIOLockedValueBox<ChannelDirectoryState>
@@ -31,6 +32,15 @@ struct SubscribeOutcome {
     var succeededData: ByteBuffer
     /// The cached event for cache channels (`nil`: cache miss).
     var cachedFrame: OutboundFrame?
+}
+
+/// What a sign-in changed, and the state of its watchlist (`protocol.md` §13.4).
+struct SignInOutcome {
+    var changes = DirectoryChanges()
+    /// Watched ids with no signed-in socket anywhere, in watchlist order.
+    var offline: [String] = []
+    /// Watched ids signed in somewhere, this socket's own included.
+    var online: [String] = []
 }
 
 /// What an unsubscription changed.

@@ -2,7 +2,8 @@ import NIOCore
 
 /// The lock-protected state of a `ChannelDirectory`: one app's channels as this node sees the
 /// cluster. Local subscriptions, the cluster-wide presence rosters (`scaling.md` §4.6), the other
-/// nodes' subscriber counts, and cached events (§4.7). A plain value, tested without I/O.
+/// nodes' subscriber counts, cached events (§4.7), and the cluster-wide signed-in users
+/// (`protocol.md` §13). A plain value, tested without I/O.
 struct ChannelDirectoryState {
     /// How long an unoccupied cache channel keeps its event.
     static let cacheLifetime = TimeAmount.minutes(30)
@@ -19,6 +20,10 @@ struct ChannelDirectoryState {
         var remoteMemberBytes = 64 * 1024 * 1024
         /// Subscriber counts (channel, node) held for other nodes.
         var remoteChannels = 100_000
+        /// Signed-in users (user, node) held for other nodes.
+        var remoteUsers = 100_000
+        /// Bytes of user ids in entries that other nodes created.
+        var remoteUserBytes = 16 * 1024 * 1024
 
         init() {}
     }
@@ -43,6 +48,10 @@ struct ChannelDirectoryState {
     let limits: Limits
     private(set) var channels: [String: Channel] = [:]
     private(set) var rosters: [String: PresenceRoster] = [:]
+    /// Signed-in users, cluster-wide, and the local watchers of each id.
+    private(set) var userRoster = UserRoster()
+    private var remoteUserEntries = 0
+    private var remoteUserIDBytes = 0
     private var remote: [String: RemoteChannel] = [:]
     private var remoteMemberships = 0
     private var remoteMemberBytes = 0
@@ -70,6 +79,7 @@ struct ChannelDirectoryState {
         channel name: String, socketID: String, member: PresenceMember?, isCache: Bool,
         presenceLimits: Application.PresenceLimits = .init(), now: NIODeadline
     ) -> SubscribeOutcome {
+        let wasOccupied = subscriptionCount(name) > 0
         // Taken out of the dictionary, so the sets below are uniquely referenced and change in
         // place: with the dictionary still holding it, every insert would copy the whole set
         // (O(subscribers) per subscribe, quadratic for a busy channel).
@@ -118,6 +128,10 @@ struct ChannelDirectoryState {
         }
         outcome.countChanged = channel.subscribers.insert(socketID).inserted
         channels[name] = channel
+        if outcome.countChanged {
+            if !wasOccupied { outcome.changes.occupancy.append(.occupied(name)) }
+            outcome.changes.occupancy.append(.count(name, subscriptionCount(name)))
+        }
         if isCache {
             emptiedAt[name] = nil
             outcome.cachedFrame = cachedFrame(for: name, now: now)
@@ -145,6 +159,9 @@ struct ChannelDirectoryState {
         } else {
             channels[name] = channel
         }
+        let left = subscriptionCount(name)
+        outcome.changes.occupancy.append(.count(name, left))
+        if left == 0 { outcome.changes.occupancy.append(.vacated(name)) }
         return outcome
     }
 
@@ -204,6 +221,7 @@ struct ChannelDirectoryState {
     /// `node` has `count` subscribers of `channel` (0: none).
     mutating func setRemoteCount(channel name: String, node: String, count: Int) -> DirectoryChanges {
         var changes = DirectoryChanges()
+        let before = subscriptionCount(name)
         var entry =
             remote.removeValue(forKey: name)
             ?? { () -> RemoteChannel in
@@ -229,13 +247,18 @@ struct ChannelDirectoryState {
         }
         entry.total += count - previous
         changes.countsChanged.append(name)
+        let after = localSubscriptionCount(name) + entry.total
+        if before == 0 && after > 0 { changes.occupancy.append(.occupied(name)) }
+        changes.occupancy.append(.count(name, after))
+        if before > 0 && after == 0 { changes.occupancy.append(.vacated(name)) }
         return changes
     }
 
     /// Replaces everything attributed to `node` with its `sync_state` (`scaling.md` §4.6):
-    /// `presence` per channel in creation order, `counts` per occupied channel.
+    /// `presence` per channel in creation order, `counts` per occupied channel, signed-in `users`.
     mutating func replace(
-        node: String, presence: [(channel: String, members: [PresenceMember])], counts: [(channel: String, count: Int)]
+        node: String, presence: [(channel: String, members: [PresenceMember])], counts: [(channel: String, count: Int)],
+        users signedIn: [String] = []
     ) -> DirectoryChanges {
         var changes = DirectoryChanges()
         var kept: [String: Set<String>] = [:]
@@ -253,6 +276,12 @@ struct ChannelDirectoryState {
             changes.merge(setRemoteCount(channel: channel, node: node, count: 0))
         }
         for (channel, count) in counts { changes.merge(setRemoteCount(channel: channel, node: node, count: count)) }
+        let keptUsers = Set(signedIn)
+        for identity in userRoster.identities(heldBy: node) where !keptUsers.contains(identity) {
+            changes.merge(remoteUserLeave(identity: identity, node: node))
+        }
+        for identity in signedIn { changes.merge(remoteUserJoin(identity: identity, node: node)) }
+        changes.fromSync = true
         return changes
     }
 
@@ -261,17 +290,93 @@ struct ChannelDirectoryState {
         replace(node: node, presence: [], counts: [])
     }
 
-    /// This node's part, for its `sync_state`: local members per presence channel and local counts.
+    /// This node's part, for its `sync_state`: local members per presence channel, local counts and
+    /// the users signed in here.
     func localState() -> (
-        presence: [(channel: String, members: [PresenceMember])], counts: [(channel: String, count: Int)]
+        presence: [(channel: String, members: [PresenceMember])], counts: [(channel: String, count: Int)],
+        users: [String]
     ) {
         var presence: [(String, [PresenceMember])] = []
         for (name, roster) in rosters {
             let members = roster.members(heldBy: Self.localNode)
             if !members.isEmpty { presence.append((name, members)) }
         }
-        return (presence, channels.map { ($0.key, $0.value.subscribers.count) })
+        return (
+            presence, channels.map { ($0.key, $0.value.subscribers.count) },
+            userRoster.identities(heldBy: Self.localNode).sorted()
+        )
     }
+
+    // MARK: Signed-in users (`protocol.md` §13, docs.md "Scaling")
+
+    /// A local socket signed in as `identity`, watching `watchlist`. `previous` is the watchlist of
+    /// an earlier sign-in of the same socket as the same user: then only the watchlist changes.
+    /// The outcome's state of `watchlist` includes this sign-in.
+    mutating func signIn(identity: String, watchlist: [String], replacing previous: [String]?) -> SignInOutcome {
+        var changes = DirectoryChanges()
+        if let previous {
+            userRoster.unwatch(previous)
+        } else if userRoster.addLocalSocket(identity) {
+            changes.announcements.append(.userJoin(userID: identity))
+            // Watchers are told before this socket's own watchlist counts: it gets only its
+            // initial frame, even when it watches itself.
+            if userRoster.add(identity, node: Self.localNode), userRoster.isWatched(identity) {
+                changes.watchlist.append(.online(identity))
+            }
+        }
+        userRoster.watch(watchlist)
+        let state = userRoster.state(of: watchlist)
+        return SignInOutcome(changes: changes, offline: state.offline, online: state.online)
+    }
+
+    /// A signed-in local socket ended (closed, pruned, terminated, timed out).
+    mutating func signOut(identity: String, watchlist: [String]) -> DirectoryChanges {
+        var changes = DirectoryChanges()
+        userRoster.unwatch(watchlist)
+        guard userRoster.removeLocalSocket(identity) else { return changes }
+        changes.announcements.append(.userLeave(userID: identity))
+        if let removed = userRoster.remove(identity, node: Self.localNode) {
+            remoteUserIDBytes -= removed.charged
+            if userRoster.isWatched(identity) { changes.watchlist.append(.offline(identity)) }
+        }
+        return changes
+    }
+
+    /// `node` holds a socket signed in as `identity` (`user_join`).
+    mutating func remoteUserJoin(identity: String, node: String) -> DirectoryChanges {
+        var changes = DirectoryChanges()
+        guard !userRoster.holds(identity, node: node) else { return changes }
+        let bytes = userRoster.isOnline(identity) ? 0 : identity.utf8.count
+        guard remoteUserEntries < limits.remoteUsers, remoteUserIDBytes + bytes <= limits.remoteUserBytes else {
+            refusedAtCaps += 1
+            changes.refused += 1
+            return changes
+        }
+        remoteUserEntries += 1
+        if userRoster.add(identity, node: node, charge: bytes) {
+            remoteUserIDBytes += bytes
+            if userRoster.isWatched(identity) { changes.watchlist.append(.online(identity)) }
+        }
+        return changes
+    }
+
+    /// `node` no longer holds a socket signed in as `identity` (`user_leave`).
+    mutating func remoteUserLeave(identity: String, node: String) -> DirectoryChanges {
+        var changes = DirectoryChanges()
+        guard userRoster.holds(identity, node: node) else { return changes }
+        remoteUserEntries -= 1
+        if let removed = userRoster.remove(identity, node: node) {
+            remoteUserIDBytes -= removed.charged
+            if userRoster.isWatched(identity) { changes.watchlist.append(.offline(identity)) }
+        }
+        return changes
+    }
+
+    /// Whether any node holds a socket signed in as `identity`.
+    func isOnline(_ identity: String) -> Bool { userRoster.isOnline(identity) }
+
+    /// Distinct signed-in users in the cluster.
+    var signedInUserCount: Int { userRoster.count }
 
     // MARK: Cache
 
@@ -365,6 +470,9 @@ struct ChannelDirectoryState {
         return all.sorted { $0.1 < $1.1 }.map(\.0)
     }
 
+    /// Channels occupied on this node.
+    var localChannelCount: Int { channels.count }
+
     /// Channels occupied on this node, in creation order.
     func localOccupiedChannels() -> [String] {
         channels.sorted { $0.value.createdSequence < $1.value.createdSequence }.map(\.key)
@@ -380,17 +488,33 @@ struct DirectoryChanges {
     var announcements: [PresenceAnnouncement] = []
     /// Channels whose cluster-wide subscriber count changed through another node.
     var countsChanged: [String] = []
+    /// Watched users that came online or went offline: frames to this node's watchers.
+    var watchlist: [WatchlistChange] = []
     /// Remote memberships or counts refused at the caps.
     var refused = 0
+    /// Cluster-wide occupancy transitions and counts, in order, for webhooks.
+    var occupancy: [OccupancyChange] = []
+    /// The changes replay a peer's `sync_state` (`replace`): arrivals in it are not new to the cluster.
+    var fromSync = false
 
-    var isEmpty: Bool { members.isEmpty && announcements.isEmpty && countsChanged.isEmpty }
+    var isEmpty: Bool { members.isEmpty && announcements.isEmpty && countsChanged.isEmpty && watchlist.isEmpty }
 
     mutating func merge(_ other: DirectoryChanges) {
         members += other.members
         announcements += other.announcements
         countsChanged += other.countsChanged
+        watchlist += other.watchlist
         refused += other.refused
+        occupancy += other.occupancy
+        fromSync = fromSync || other.fromSync
     }
+}
+
+/// A channel's cluster-wide subscriber count as this node sees it: 0 → n, n → 0, or any change.
+enum OccupancyChange: Equatable {
+    case occupied(String)
+    case vacated(String)
+    case count(String, Int)
 }
 
 /// A presence entry created or emptied, cluster-wide (`protocol.md` §5.3, §5.4).
@@ -399,8 +523,18 @@ enum MemberChange: Equatable {
     case removed(channel: String, userID: JSONValue)
 }
 
-/// A local 0 → 1 or 1 → 0 of a user's connections in a presence channel (`scaling.md` §4.6).
+/// A local 0 → 1 or 1 → 0 of a user's connections in a presence channel (`scaling.md` §4.6), or of
+/// a user's signed-in sockets (`user_join` / `user_leave`, docs.md "Scaling"), for the other nodes.
 enum PresenceAnnouncement: Equatable {
     case join(channel: String, member: PresenceMember)
     case leave(channel: String, userID: JSONValue)
+    /// `userID` is the signed-in identity.
+    case userJoin(userID: String)
+    case userLeave(userID: String)
+}
+
+/// A watched user came online or went offline, cluster-wide (`protocol.md` §13.4).
+enum WatchlistChange: Equatable {
+    case online(String)
+    case offline(String)
 }

@@ -19,6 +19,21 @@ public enum ChannelName {
     /// Longest valid name.
     public static let maximumLength = 200
 
+    /// The prefix of a signed-in user's own channel (`protocol.md` §13.2): any string may follow.
+    public static let serverToUserPrefix = "#server-to-user-"
+
+    /// Whether `name` is a `#server-to-user-` channel: public-type, never listed by `/channels`.
+    public static func isServerToUser(_ name: String) -> Bool {
+        name.hasPrefix(serverToUserPrefix)
+    }
+
+    /// The fan-out key name under which local sockets watching `identity` wait for its watchlist
+    /// events. Never a channel: clients cannot subscribe to `#` names (`protocol.md` §13.2), the HTTP
+    /// API refuses them, and the directory never records it.
+    static func watchers(of identity: String) -> String {
+        "#watchlist:" + identity
+    }
+
     /// Whether `name` matches `^[-a-zA-Z0-9_=@,.;]{1,200}$`.
     public static func isValid(_ name: String) -> Bool {
         let utf8 = name.utf8

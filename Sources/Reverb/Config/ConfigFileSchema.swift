@@ -86,16 +86,22 @@ indirect enum ConfigFileSchema: Sendable {
                     )
                 ]) { $1 }
             ),
-            "metrics": .object(leaves("enabled", "token")),
+            "metrics": .object(leaves("enabled", "token", "port", "host", "prefix")),
+            "dashboard": .object(leaves("enabled", "password")),
         ]) { $1 }
     )
 
     private static let app: ConfigFileSchema = .object(
         leaves(
             "key", "secret", "app_id", "allowed_origins", "ping_interval", "activity_timeout", "max_connections",
-            "max_message_size", "accept_client_events_from", "webhooks", "max_presence_members",
-            "max_presence_member_size", "subscription_count"
+            "max_message_size", "accept_client_events_from", "max_presence_members",
+            "max_presence_member_size", "subscription_count", "user_authentication_timeout"
         ).merging([
+            "webhooks": .array(
+                of: .object(
+                    leaves("url", "event_types", "headers").merging([
+                        "filter": .object(leaves("channel_name_starts_with", "channel_name_ends_with"))
+                    ]) { $1 })),
             "options": .object(leaves("host", "port", "scheme", "use_tls", "useTLS")),
             "rate_limiting": .object(leaves("enabled", "max_attempts", "decay_seconds", "terminate_on_limit")),
         ]) { $1 }

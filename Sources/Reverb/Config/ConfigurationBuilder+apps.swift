@@ -46,8 +46,14 @@ extension ConfigurationBuilder {
         {
             assembled.append(app)
         }
-        if let webhook = sources.variable("REVERB_APP_WEBHOOK_URL"), optionalText(webhook) != nil {
-            report(webhook, "webhooks are not available in this build.")
+        if !environmentAppComplete {
+            for name in ["REVERB_APP_WEBHOOK_URL", "REVERB_APP_WEBHOOK_EVENTS"] {
+                if let setting = sources.variable(name), optionalText(setting) != nil {
+                    report(
+                        setting,
+                        "is set, but there is no environment app (REVERB_APP_ID, REVERB_APP_KEY, REVERB_APP_SECRET).")
+                }
+            }
         }
         reportDuplicates(assembled)
 
@@ -174,6 +180,11 @@ extension ConfigurationBuilder {
         app.presenceLimits = presence
         app.subscriptionCount =
             boolean(setting("REVERB_APP_SUBSCRIPTION_COUNT", "subscription_count")) ?? false
+        if let value = integer(
+            setting("REVERB_APP_USER_AUTHENTICATION_TIMEOUT", "user_authentication_timeout"), minimum: 0)
+        {
+            app.userAuthenticationTimeout = value
+        }
 
         let scheme = choice(setting("REVERB_SCHEME", "options", "scheme"), ["http", "https"]) ?? "https"
         app.options = Application.Options(
@@ -183,13 +194,7 @@ extension ConfigurationBuilder {
             useTLS: boolean(setting(nil, "options", "use_tls") ?? setting(nil, "options", "useTLS"))
         )
 
-        if let webhooks = file?.value("webhooks") {
-            if let list = webhooks.value.arrayValue {
-                if !list.isEmpty { report(webhooks, "webhooks are not available in this build.") }
-            } else {
-                report(webhooks, "expected a list of webhooks, found \(JSONWriter.string(webhooks.value)).")
-            }
-        }
+        app.webhooks = webhooks(sources, file: file, useEnvironment: useEnvironment)
         return AssembledApp(application: app, idSetting: idSetting, keySetting: credentials[1].setting)
     }
 

@@ -73,7 +73,7 @@ extension ConfigurationBuilder {
     }
 
     /// A string or number setting that `parse` accepts; otherwise "is not `expected`." is reported.
-    private mutating func number<Value>(
+    mutating func number<Value>(
         _ setting: ResolvedSetting?, _ expected: String, _ parse: (String) -> Value?
     ) -> Value? {
         guard let setting, !setting.value.isNull else { return nil }
@@ -107,6 +107,34 @@ extension ConfigurationBuilder {
             }
         }
         report(setting, "expected a list of strings, found \(JSONWriter.string(setting.value)).")
+        return nil
+    }
+
+    /// Redis addresses as `host:port,host:port` text: a string as it is, or a list of `"host:port"`
+    /// strings or of `{"host":...,"port":...}` objects (Laravel's `clusters` shape).
+    mutating func addressList(_ setting: ResolvedSetting?) -> String? {
+        guard let setting, !setting.value.isNull else { return nil }
+        if let text = Self.scalarText(setting.value) { return text }
+        if let array = setting.value.arrayValue {
+            var items: [String] = []
+            for element in array {
+                if let text = Self.scalarText(element) {
+                    items.append(text)
+                } else if let object = element.objectValue, let host = object["host"].flatMap(Self.scalarText) {
+                    let port = object["port"].flatMap(Self.scalarText)
+                    let bracketed = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+                    items.append(port.map { "\(bracketed):\($0)" } ?? bracketed)
+                } else {
+                    report(
+                        setting,
+                        "expected \"host:port\" strings or {\"host\", \"port\"} objects, found \(JSONWriter.string(element))."
+                    )
+                    return nil
+                }
+            }
+            return items.joined(separator: ",")
+        }
+        report(setting, "expected a list of addresses, found \(JSONWriter.string(setting.value)).")
         return nil
     }
 }

@@ -53,6 +53,9 @@ struct ConfigurationBuilder {
             do {
                 let root = try JSONParser.parse(text)
                 var findings = ConfigFileSchema.Findings()
+                // `null` below the top means "not set"; a file that is only `null` is a mistake
+                // (found by FuzzConfigFile: it loaded with no apps and no problem).
+                if root.isNull { findings.problems.append("\(name): the top level must be an object, not null.") }
                 ConfigFileSchema.file.check(root, path: "", fileName: name, into: &findings)
                 warnings += findings.warnings
                 problems += findings.problems.map { ConfigurationError.Problem($0) }
@@ -153,14 +156,53 @@ struct ConfigurationBuilder {
             optionalText(sources.resolve(variable: "REVERB_RESTART_FILE", file: server.value("restart_file")))
             ?? ReverbConfiguration.defaultRestartFile(temporaryDirectory: environment["TMPDIR"])
 
-        let metrics = server.section("metrics")
-        let metricsEnabled = sources.resolve(variable: "REVERB_METRICS_ENABLED", file: metrics.value("enabled"))
-        if let metricsEnabled, boolean(metricsEnabled) == true {
-            report(metricsEnabled, "metrics are not available in this build.")
+        configuration.metrics = metrics(sources, section: server.section("metrics"))
+        configuration.dashboard = dashboard(sources, section: server.section("dashboard"))
+    }
+
+    /// `servers.reverb.dashboard.*` (docs.md "Dashboard"): checked even while disabled.
+    private mutating func dashboard(_ sources: ConfigurationSources, section: FileSection) -> DashboardConfiguration {
+        var dashboard = DashboardConfiguration()
+        dashboard.enabled =
+            boolean(sources.resolve(variable: "REVERB_DASHBOARD_ENABLED", file: section.value("enabled"))) ?? false
+        let passwordSetting = sources.resolve(variable: "REVERB_DASHBOARD_PASSWORD", file: section.value("password"))
+        if let passwordSetting, let password = optionalText(passwordSetting) {
+            if password.count >= DashboardConfiguration.minimumPasswordLength {
+                dashboard.password = password
+            } else {
+                report(
+                    passwordSetting,
+                    "must be at least \(DashboardConfiguration.minimumPasswordLength) characters long.")
+            }
         }
-        configuration.metrics.token = optionalText(
-            sources.resolve(variable: "REVERB_METRICS_TOKEN", file: metrics.value("token"))
-        )
+        return dashboard
+    }
+
+    /// `servers.reverb.metrics.*` (`http-api.md` §8.2): every value is checked, even while disabled.
+    private mutating func metrics(_ sources: ConfigurationSources, section: FileSection) -> MetricsConfiguration {
+        var metrics = MetricsConfiguration()
+        metrics.enabled =
+            boolean(sources.resolve(variable: "REVERB_METRICS_ENABLED", file: section.value("enabled"))) ?? false
+        metrics.token = optionalText(sources.resolve(variable: "REVERB_METRICS_TOKEN", file: section.value("token")))
+        metrics.port = number(
+            sources.resolve(variable: "REVERB_METRICS_PORT", file: section.value("port")), "a port number (1-65535)"
+        ) { ValueSyntax.integer($0).flatMap { (1...65535).contains($0) ? $0 : nil } }
+        if let host = nonEmptyText(sources.resolve(variable: "REVERB_METRICS_HOST", file: section.value("host"))) {
+            metrics.host = host
+        }
+        let prefixSetting = sources.resolve(variable: "REVERB_METRICS_PREFIX", file: section.value("prefix"))
+        if let prefixSetting {
+            let prefix = text(prefixSetting) ?? ""
+            if MetricsConfiguration.isValidPrefix(prefix) {
+                metrics.prefix = prefix
+            } else {
+                report(
+                    prefixSetting,
+                    "\(Self.quoted(prefixSetting.value)) may contain only letters, digits, \"_\" and \":\", "
+                        + "and must not start with a digit.")
+            }
+        }
+        return metrics
     }
 
     private static func isPathScalar(_ scalar: Unicode.Scalar) -> Bool {
@@ -275,6 +317,24 @@ struct ConfigurationBuilder {
         {
             scaling.replayWindow = window
         }
+        let routingSetting = sources.resolve(variable: "REVERB_SCALING_ROUTING", file: section.value("routing"))
+        if let routing = choice(routingSetting, ScalingConfiguration.Routing.allCases.map(\.rawValue)) {
+            scaling.routing = ScalingConfiguration.Routing(rawValue: routing) ?? .broadcast
+        }
+        let bucketSetting = sources.resolve(variable: "REVERB_SCALING_BUCKETS", file: section.value("buckets"))
+        if let bucketSetting, let buckets = integer(bucketSetting, minimum: 1) {
+            if buckets > 65_536 || buckets & (buckets - 1) != 0 {
+                report(bucketSetting, "\(Self.quoted(bucketSetting.value)) is not a power of two between 1 and 65536.")
+            } else {
+                scaling.buckets = buckets
+            }
+        }
+        if scaling.routing == .interest && scaling.transport == .streams, let routingSetting {
+            report(
+                routingSetting,
+                "\"interest\" needs the pubsub transport (REVERB_SCALING_TRANSPORT is streams); use \"broadcast\" with streams."
+            )
+        }
         scaling.redis = redisSettings(sources, section: section.section("server"))
         return scaling
     }
@@ -290,9 +350,9 @@ struct ConfigurationBuilder {
                 : section.value(key)
             return sources.resolve(variable: variable, file: fileSetting)
         }
-        let url = raw("REDIS_URL", "url")
-        let host = raw("REDIS_HOST", "host")
-        let port = raw("REDIS_PORT", "port")
+        var url = raw("REDIS_URL", "url")
+        var host = raw("REDIS_HOST", "host")
+        var port = raw("REDIS_PORT", "port")
         let username = raw("REDIS_USERNAME", "username")
         let password = raw("REDIS_PASSWORD", "password")
         let database = raw("REDIS_DB", "database")
@@ -303,18 +363,44 @@ struct ConfigurationBuilder {
         let tlsCert = raw("REDIS_TLS_CERT", "tls.cert_file", laravelKey: "local_cert")
         let tlsKey = raw("REDIS_TLS_KEY", "tls.key_file", laravelKey: "local_pk")
         let tlsVerifyPeer = raw("REDIS_TLS_VERIFY_PEER", "tls.verify_peer", laravelKey: "verify_peer")
+        var cluster = sources.resolve(variable: "REDIS_CLUSTER", file: section.value("cluster"))
+        let sentinel = section.section("sentinel")
+        var sentinels = sources.resolve(variable: "REDIS_SENTINELS", file: sentinel.value("sentinels"))
+        let sentinelMaster = sources.resolve(variable: "REDIS_SENTINEL_MASTER", file: sentinel.value("master"))
+        let sentinelPassword = sources.resolve(variable: "REDIS_SENTINEL_PASSWORD", file: sentinel.value("password"))
+        // One server, a cluster or sentinels: the environment (or `.env`) beats the file here as
+        // everywhere, so `REDIS_CLUSTER` overrides a Laravel-style file's `host: 127.0.0.1` and
+        // `REDIS_HOST` a file's `cluster`. Two of them at the same level stay an error (the parser's).
+        func fromEnvironment(_ settings: [ResolvedSetting?]) -> Bool {
+            settings.contains { $0.map { !$0.source.isConfigFile } ?? false }
+        }
+        func outranked(_ setting: ResolvedSetting?, by winner: Bool) -> ResolvedSetting? {
+            guard winner, let setting, setting.source.isConfigFile else { return setting }
+            return nil
+        }
+        let topologyFromEnvironment = fromEnvironment([cluster, sentinels])
+        let serverFromEnvironment = fromEnvironment([url, host, port])
+        url = outranked(url, by: topologyFromEnvironment && !serverFromEnvironment)
+        host = outranked(host, by: topologyFromEnvironment && !serverFromEnvironment)
+        port = outranked(port, by: topologyFromEnvironment && !serverFromEnvironment)
+        cluster = outranked(cluster, by: serverFromEnvironment && !topologyFromEnvironment)
+        sentinels = outranked(sentinels, by: serverFromEnvironment && !topologyFromEnvironment)
         // Messages about a setting name where its value came from: the variable or the file key.
         func name(_ setting: ResolvedSetting?, _ variable: String) -> String {
             guard let setting, setting.source.isConfigFile else { return variable }
             return setting.source.label
         }
-        let names = RedisSettings.Names(
+        var names = RedisSettings.Names(
             url: name(url, "REDIS_URL"), host: name(host, "REDIS_HOST"), port: name(port, "REDIS_PORT"),
             username: name(username, "REDIS_USERNAME"), password: name(password, "REDIS_PASSWORD"),
             database: name(database, "REDIS_DB"), timeout: name(timeout, "REDIS_TIMEOUT"),
             scheme: name(scheme, "REDIS_SCHEME"), connectTimeout: name(connectTimeout, "REDIS_CONNECT_TIMEOUT"),
             tlsCA: name(tlsCA, "REDIS_TLS_CA"), tlsCert: name(tlsCert, "REDIS_TLS_CERT"),
             tlsKey: name(tlsKey, "REDIS_TLS_KEY"), tlsVerifyPeer: name(tlsVerifyPeer, "REDIS_TLS_VERIFY_PEER"))
+        names.cluster = name(cluster, "REDIS_CLUSTER")
+        names.sentinels = name(sentinels, "REDIS_SENTINELS")
+        names.sentinelMaster = name(sentinelMaster, "REDIS_SENTINEL_MASTER")
+        names.sentinelPassword = name(sentinelPassword, "REDIS_SENTINEL_PASSWORD")
         return RedisSettings(
             url: text(url), host: text(host), port: text(port), username: text(username), password: text(password),
             database: text(database), timeout: text(timeout), scheme: text(scheme),
@@ -322,6 +408,8 @@ struct ConfigurationBuilder {
             tlsVerifyPeer: text(tlsVerifyPeer),
             tlsVerifyPeerName: text(raw(nil, "tls.verify_peer_name", laravelKey: "verify_peer_name")),
             tlsPeerName: text(raw(nil, "tls.peer_name", laravelKey: "peer_name")),
+            cluster: addressList(cluster), sentinels: addressList(sentinels), sentinelMaster: text(sentinelMaster),
+            sentinelPassword: text(sentinelPassword),
             names: names)
     }
 }

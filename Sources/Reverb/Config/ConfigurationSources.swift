@@ -71,4 +71,10 @@ struct FileSection {
     func section(_ key: String) -> FileSection {
         FileSection(object: object?[key]?.objectValue, path: keyPath([key]), fileName: fileName)
     }
+
+    /// The object at element `index` of the list at `key`; without an object when it is not one.
+    func section(_ key: String, _ index: Int) -> FileSection {
+        let element = object?[key]?.arrayValue.flatMap { index < $0.count ? $0[index] : nil }
+        return FileSection(object: element?.objectValue, path: "\(keyPath([key]))[\(index)]", fileName: fileName)
+    }
 }

@@ -16,8 +16,10 @@ public struct ReverbConfiguration: Sendable {
     public var usesEmbeddedDefault: Bool
     /// Warnings gathered while loading (unknown keys, development credentials, ...), printed at start.
     public var warnings: [String]
-    /// `/metrics` settings (`metrics.*`); phase 2, always disabled in this build.
+    /// `/metrics` settings (`metrics.*`, `http-api.md` §8.2).
     public var metrics: MetricsConfiguration
+    /// The dashboard and debug console (`dashboard.*`, docs.md "Dashboard").
+    public var dashboard: DashboardConfiguration
 
     public init(
         server: ServerConfiguration = ServerConfiguration(),
@@ -27,7 +29,8 @@ public struct ReverbConfiguration: Sendable {
         restartFile: String = ReverbConfiguration.defaultRestartFile,
         usesEmbeddedDefault: Bool = false,
         warnings: [String] = [],
-        metrics: MetricsConfiguration = MetricsConfiguration()
+        metrics: MetricsConfiguration = MetricsConfiguration(),
+        dashboard: DashboardConfiguration = DashboardConfiguration()
     ) {
         self.server = server
         self.apps = apps
@@ -37,6 +40,7 @@ public struct ReverbConfiguration: Sendable {
         self.usesEmbeddedDefault = usesEmbeddedDefault
         self.warnings = warnings
         self.metrics = metrics
+        self.dashboard = dashboard
     }
 
     /// `swift-reverb.restart` in `TMPDIR`, else `/tmp`.
@@ -150,8 +154,22 @@ public struct ScalingConfiguration: Sendable, Equatable {
         case streams
     }
 
+    /// Which nodes an event goes to, `routing`, `REVERB_SCALING_ROUTING`.
+    public enum Routing: String, Sendable, Hashable, CaseIterable {
+        /// Every event to every node over the one channel (the default).
+        case broadcast
+        /// Each event only to the nodes with local subscribers of its channel, over the channel's
+        /// bucket `<channel>:<n>`; queries, presence and heartbeats stay on the control channel.
+        case interest
+    }
+
     /// `REVERB_SCALING_ENABLED`. Default false.
     public var enabled: Bool
+    /// `REVERB_SCALING_ROUTING`. Default `.broadcast`.
+    public var routing: Routing = .broadcast
+    /// Hash buckets of channel names in interest routing, a power of two in 1...65536,
+    /// `REVERB_SCALING_BUCKETS`. Default 4096.
+    public var buckets: Int = 4096
     /// `REVERB_SCALING_TRANSPORT`. Default `.pubsub`.
     public var transport: Transport
     /// Entries the stream keeps (`XADD … MAXLEN ~`), `REVERB_SCALING_STREAM_LENGTH`. Default 100 000.

@@ -10,9 +10,15 @@ final class Fanout: Sendable {
     /// Orders broadcasts against subscriptions (`Delivery.sequence`).
     private let sequence = Atomic<UInt64>(0)
 
-    init(eventLoops: [any EventLoop], logger: Logger, backlog: FanoutBacklog = FanoutBacklog()) {
+    /// - Parameter appIndices: `AppContext.index` by app id, for the loops' broadcast counters.
+    init(
+        eventLoops: [any EventLoop], logger: Logger, backlog: FanoutBacklog = FanoutBacklog(),
+        appIndices: [String: Int] = [:]
+    ) {
         self.backlog = backlog
-        self.inboxes = eventLoops.map { ShardInbox(eventLoop: $0, backlog: backlog, logger: logger) }
+        self.inboxes = eventLoops.map {
+            ShardInbox(eventLoop: $0, backlog: backlog, logger: logger, appIndices: appIndices)
+        }
     }
 
     /// The inbox of `eventLoop`.

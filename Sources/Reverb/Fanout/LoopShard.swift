@@ -17,13 +17,39 @@ final class LoopShard {
     private var touched: [WebSocketConnectionHandler] = []
     /// Broadcast frames not written because their subscriber was not reading (counted, not logged
     /// per frame).
-    private(set) var slowConsumerDrops = 0
+    var slowConsumerDrops: Int { metrics.slowConsumerDrops }
     private var dropsAtLastWarning = 0
     private var lastDropWarning: NIODeadline?
+    /// This loop's counters for `/metrics`, summed over loops at scrape time.
+    private(set) var metrics: LoopMetrics
+    /// `AppContext.index` by app id, for counting broadcasts.
+    private let appIndices: [String: Int]
+    /// Frames and payload bytes written by the run being delivered.
+    private var runFrames = 0
+    private var runBytes = 0
 
-    init(eventLoop: any EventLoop, logger: Logger) {
+    init(eventLoop: any EventLoop, logger: Logger, appIndices: [String: Int] = [:]) {
         self.eventLoop = eventLoop
         self.logger = logger
+        self.appIndices = appIndices
+        self.metrics = LoopMetrics(appCount: (appIndices.values.max() ?? -1) + 1)
+    }
+
+    /// Changes the counters of the app at `index` (`AppContext.index`).
+    func count(app index: Int, _ body: (inout LoopMetrics.App) -> Void) {
+        if index >= metrics.apps.count {
+            metrics.apps += Array(repeating: LoopMetrics.App(), count: index + 1 - metrics.apps.count)
+        }
+        body(&metrics.apps[index])
+    }
+
+    /// A `pusher:error` or Pusher-code Close sent; `app` is nil when no app matched.
+    func countPusherError(app: Int?, code: Int) {
+        metrics.pusherErrors[LoopMetrics.ErrorKey(app: app ?? -1, code: code), default: 0] += 1
+    }
+
+    func countSlowConsumerDisconnection() {
+        metrics.slowConsumerDisconnections += 1
     }
 
     func add(_ connection: WebSocketConnectionHandler, appID: String) {
@@ -67,6 +93,15 @@ final class LoopShard {
             while end < deliveries.count && deliveries[end].key == key { end += 1 }
             if let recipients = subscribers[key] {
                 write(deliveries[start..<end], to: recipients)
+                if runFrames > 0, let index = appIndices[key.appID] {
+                    let (frames, bytes) = (runFrames, runBytes)
+                    count(app: index) {
+                        $0.messagesSent += frames
+                        $0.transmittedBytes += bytes
+                    }
+                }
+                runFrames = 0
+                runBytes = 0
             }
             start = end
         }
@@ -87,7 +122,9 @@ final class LoopShard {
         var joined = ByteBufferAllocator().buffer(capacity: run.reduce(0) { $0 + $1.frame.bytes.readableBytes })
         var earliest = UInt64.max
         var excluded: [String] = []
+        var payloadBytes = 0
         for delivery in run {
+            payloadBytes += LoopMetrics.payloadBytes(ofFrame: delivery.frame.bytes.readableBytes)
             joined.writeImmutableBuffer(delivery.frame.bytes)
             earliest = min(earliest, delivery.sequence)
             if let except = delivery.exceptSocketID { excluded.append(except) }
@@ -95,7 +132,9 @@ final class LoopShard {
         for entry in recipients.entries {
             let connection = entry.connection
             if entry.joinedAt < earliest && (excluded.isEmpty || !excluded.contains(connection.socketID)) {
-                record(connection.enqueueBroadcast(joined, frameCount: run.count), for: connection, frames: run.count)
+                record(
+                    connection.enqueueBroadcast(joined, frameCount: run.count), for: connection, frames: run.count,
+                    payloadBytes: payloadBytes)
                 continue
             }
             writeFrameByFrame(run, to: entry)
@@ -108,17 +147,26 @@ final class LoopShard {
         let connection = entry.connection
         for delivery in run where entry.joinedAt < delivery.sequence {
             if let except = delivery.exceptSocketID, connection.socketID == except { continue }
-            record(connection.enqueueBroadcast(delivery.frame.bytes), for: connection, frames: 1)
+            record(
+                connection.enqueueBroadcast(delivery.frame.bytes), for: connection, frames: 1,
+                payloadBytes: LoopMetrics.payloadBytes(ofFrame: delivery.frame.bytes.readableBytes))
         }
     }
 
     private func record(
-        _ write: WebSocketConnectionHandler.BroadcastWrite, for connection: WebSocketConnectionHandler, frames: Int
+        _ write: WebSocketConnectionHandler.BroadcastWrite, for connection: WebSocketConnectionHandler, frames: Int,
+        payloadBytes: Int
     ) {
         switch write {
-        case .firstSinceFlush: touched.append(connection)
-        case .queued, .notOpen: break
-        case .dropped: slowConsumerDrops += frames
+        case .firstSinceFlush:
+            touched.append(connection)
+            runFrames += frames
+            runBytes += payloadBytes
+        case .queued:
+            runFrames += frames
+            runBytes += payloadBytes
+        case .notOpen: break
+        case .dropped: metrics.slowConsumerDrops += frames
         }
     }
 

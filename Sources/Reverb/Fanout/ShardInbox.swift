@@ -41,9 +41,9 @@ final class ShardInbox: Sendable {
     private let backlog: FanoutBacklog
     private let logger: Logger
 
-    init(eventLoop: any EventLoop, backlog: FanoutBacklog, logger: Logger) {
+    init(eventLoop: any EventLoop, backlog: FanoutBacklog, logger: Logger, appIndices: [String: Int] = [:]) {
         self.eventLoop = eventLoop
-        self.shard = LoopShard(eventLoop: eventLoop, logger: logger)
+        self.shard = LoopShard(eventLoop: eventLoop, logger: logger, appIndices: appIndices)
         self.spare = NIOLoopBoundBox.makeBoxSendingValue([], eventLoop: eventLoop)
         self.backlog = backlog
         self.logger = logger

@@ -8,7 +8,8 @@ extension HTTPAPI {
         let attributes = InfoAttributes(request.query("info"))
         return .afterQuery(.channels(prefix: prefix, names: nil, users: attributes.userCount)) { view in
             var channels = JSONObject()
-            for name in view.order {
+            // Users' own channels are never listed, whatever the filter (`protocol.md` §13.2).
+            for name in view.order where !ChannelName.isServerToUser(name) {
                 let snapshot = view.snapshot(of: name, app: app, includeCache: attributes.cache)
                 guard snapshot.occupied else { continue }
                 channels[name] = .object(

@@ -88,6 +88,10 @@ extension HTTPAPI {
                 name: event.name, data: event.data, channels: event.channels, except: event.socketID,
                 batchOrder: batchOrder),
             app: app)
+        app.debug.record {
+            DebugEvent(
+                .apiEvent, socketID: event.socketID, channels: event.channels, event: event.name, data: event.data)
+        }
     }
 
     /// Laravel-style field validation; messages in field order (`http-api.md` §3.1).
@@ -179,8 +183,8 @@ extension HTTPAPI {
 
     /// A subscribable name, or `#server-to-user-` followed by one.
     static func isValidEventChannel(_ channel: String) -> Bool {
-        if channel.hasPrefix("#server-to-user-") {
-            return ChannelName.isValid(String(channel.dropFirst("#server-to-user-".count)))
+        if ChannelName.isServerToUser(channel) {
+            return ChannelName.isValid(String(channel.dropFirst(ChannelName.serverToUserPrefix.count)))
         }
         return ChannelName.isValid(channel)
     }

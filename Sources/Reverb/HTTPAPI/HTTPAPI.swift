@@ -45,6 +45,14 @@ final class HTTPAPI: Sendable {
         case .failure(let response): return eventLoop.makeSucceededFuture(response)
         case .success(let found): app = found
         }
+        return respond(to: request, route: route, app: app, eventLoop: eventLoop)
+    }
+
+    /// Answers a request already authenticated for `app` (the HTTP API after its signature check,
+    /// the dashboard's test events after its session and CSRF checks).
+    func respond(
+        to request: HTTPAPIRequest, route: Route, app: AppContext, eventLoop: any EventLoop
+    ) -> EventLoopFuture<HTTPResponse> {
         switch answer(request, route: route, app: app) {
         case .now(let response):
             guard route.publishes, app.fanout.backlog.isOverloaded else {
@@ -95,7 +103,7 @@ final class HTTPAPI: Sendable {
                 return .failure(.json(.ok, #"{"health":"DEGRADED","redis":"disconnected"}"#))
             }
             return .failure(.json(.ok, #"{"health":"OK"}"#))
-        case .webSocket:
+        case .webSocket, .metrics, .dashboard:
             return .failure(.notFound)
         case .terminateUserConnectionsByKey:
             guard request.query("auth_key") != nil, request.query("auth_signature") != nil,
@@ -136,7 +144,7 @@ final class HTTPAPI: Sendable {
             return .afterQuery(.connections) { view in .json(.ok, #"{"connections":\#(view.connections)}"#) }
         case .terminateUserConnections(_, let userID), .terminateUserConnectionsByKey(let userID):
             return .now(terminate(userID: userID, request: request, app: app))
-        case .up, .webSocket:
+        case .up, .webSocket, .metrics, .dashboard:
             return .now(.notFound)
         }
     }

@@ -23,6 +23,12 @@ public enum ChannelAuthorization {
     static func verify(auth: String?, secret: String, socketID: String, channel: String, channelData: String?)
         -> Bool
     {
+        authMatches(auth, signature(secret: secret, socketID: socketID, channel: channel, channelData: channelData))
+    }
+
+    /// Compares the part of `auth` after its first `:` (all of it when there is none) with
+    /// `expected` in constant time; absent or empty `auth` fails (`protocol.md` §4.3, §13.1).
+    static func authMatches(_ auth: String?, _ expected: String) -> Bool {
         guard let auth, !auth.isEmpty else { return false }
         let given: Substring
         if let colon = auth.firstIndex(of: ":") {
@@ -30,7 +36,6 @@ public enum ChannelAuthorization {
         } else {
             given = Substring(auth)
         }
-        let expected = signature(secret: secret, socketID: socketID, channel: channel, channelData: channelData)
         return Signature.constantTimeEquals(String(given), expected)
     }
 

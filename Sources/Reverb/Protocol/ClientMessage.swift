@@ -1,4 +1,4 @@
-/// A data message from a client, parsed and checked per `protocol.md` §2, §4.1, §4.5 and §7.1.
+/// A data message from a client, parsed and checked per `protocol.md` §2, §4.1, §4.5, §7.1 and §13.1.
 enum ClientMessage: Equatable {
     /// `pusher:subscribe`.
     case subscribe(channel: String, auth: String?, channelData: String?)
@@ -8,6 +8,8 @@ enum ClientMessage: Equatable {
     case ping
     /// `pusher:pong`.
     case pong
+    /// `pusher:signin`: `user_data` is checked by `UserAuthentication.check`, after this step 1.
+    case signIn(auth: String?, userData: String)
     /// A client-sent `pusher:connection_established`, answered with the handshake frame again.
     case connectionEstablished
     /// A `client-` event; `data` is `nil` when absent.
@@ -59,13 +61,18 @@ enum ClientMessage: Equatable {
             return .success(.unsubscribe(channel: channel))
         case "pusher:subscribe":
             return parseSubscribe(data)
+        case "pusher:signin":
+            return parseSignIn(data)
         default:
             return .failure(.invalidMessageFormat)
         }
     }
 
     private static func parseSubscribe(_ data: JSONValue?) -> Result<ClientMessage, PusherError> {
-        guard case .string(let channel)? = data?["channel"], ChannelName.isValid(channel) else {
+        // `#server-to-user-` names are any string (`protocol.md` §13.2); the handler checks the id.
+        guard case .string(let channel)? = data?["channel"],
+            ChannelName.isValid(channel) || ChannelName.isServerToUser(channel)
+        else {
             return .failure(.invalidMessageFormat)
         }
         var auth: String?
@@ -85,5 +92,17 @@ enum ClientMessage: Equatable {
             return .failure(.invalidMessageFormat)
         }
         return .success(.subscribe(channel: channel, auth: auth, channelData: channelData))
+    }
+
+    /// §13.1 step 1: `data` an object, `user_data` a string, `auth` absent, null or a string.
+    private static func parseSignIn(_ data: JSONValue?) -> Result<ClientMessage, PusherError> {
+        guard case .object(let object)? = data, case .string(let userData)? = object["user_data"] else {
+            return .failure(.invalidMessageFormat)
+        }
+        switch object["auth"] {
+        case nil, .null?: return .success(.signIn(auth: nil, userData: userData))
+        case .string(let auth)?: return .success(.signIn(auth: auth, userData: userData))
+        default: return .failure(.invalidMessageFormat)
+        }
     }
 }

@@ -19,4 +19,10 @@ public struct PusherError: Error, Sendable, Hashable {
     public static let clientEventsDisabled = PusherError(
         code: 4301, message: "The app does not have client messaging enabled.")
     public static let rateLimitExceeded = PusherError(code: 4301, message: "Rate limit exceeded")
+    /// After `signin_success` when the watchlist held more than 100 ids (`protocol.md` §13.4).
+    public static let watchlistLimitExceeded = PusherError(
+        code: 4302, message: "Watchlist limit exceeded. Only the first 100 user IDs are accepted.")
+    /// `user_authentication_timeout` passed without a sign-in (`protocol.md` §13.5); then Close 4009.
+    public static let userAuthenticationTimeout = PusherError(
+        code: 4009, message: "Connection not authorized within timeout.")
 }

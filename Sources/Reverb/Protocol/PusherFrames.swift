@@ -68,6 +68,46 @@ enum PusherFrames {
             data: ByteBuffer(string: #"{"subscription_count":\#(count)}"#))
     }
 
+    /// `{"event":"pusher:signin_success","data":"{\"user_data\":\"…\"}"}`: `user_data` is the string
+    /// as received, so it is encoded twice (`protocol.md` §13.1 step 5).
+    static func signInSuccess(userData: String) -> OutboundFrame {
+        var inner = ByteBufferAllocator().buffer(capacity: userData.utf8.count + 32)
+        inner.writeStaticString(#"{"user_data":"#)
+        JSONWriter.writeString(userData, into: &inner)
+        inner.writeStaticString("}")
+        return OutboundFrame.build(capacity: inner.readableBytes * 2 + 48) { buffer in
+            buffer.writeStaticString(#"{"event":"pusher:signin_success","data":"#)
+            JSONWriter.writeString(bytesOf: inner, into: &buffer)
+            buffer.writeStaticString("}")
+        }
+    }
+
+    /// `{"event":"pusher_internal:watchlist_events","data":"{\"events\":[…]}"}` (`protocol.md` §13.4):
+    /// `offline` then `online`, each only when it lists an id.
+    static func watchlistEvents(offline: [String], online: [String]) -> OutboundFrame {
+        var inner = ByteBufferAllocator().buffer(capacity: 64 + (offline + online).reduce(0) { $0 + $1.utf8.count + 3 })
+        inner.writeStaticString(#"{"events":["#)
+        var first = true
+        for (name, ids) in [("offline", offline), ("online", online)] where !ids.isEmpty {
+            if !first { inner.writeStaticString(",") }
+            first = false
+            inner.writeStaticString(#"{"name":""#)
+            inner.writeString(name)
+            inner.writeStaticString(#"","user_ids":["#)
+            for (index, id) in ids.enumerated() {
+                if index > 0 { inner.writeStaticString(",") }
+                JSONWriter.writeString(id, into: &inner)
+            }
+            inner.writeStaticString("]}")
+        }
+        inner.writeStaticString("]}")
+        return OutboundFrame.build(capacity: inner.readableBytes * 2 + 64) { buffer in
+            buffer.writeStaticString(#"{"event":"pusher_internal:watchlist_events","data":"#)
+            JSONWriter.writeString(bytesOf: inner, into: &buffer)
+            buffer.writeStaticString("}")
+        }
+    }
+
     /// `{"event":"pusher:cache_miss","channel":CHANNEL}`
     static func cacheMiss(channel: String) -> OutboundFrame {
         OutboundFrame.build { buffer in

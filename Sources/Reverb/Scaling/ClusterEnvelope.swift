@@ -86,9 +86,22 @@ enum ClusterEnvelope {
         return buffer
     }
 
-    /// `presence_join` / `presence_leave` (`scaling.md` §4.6); `user_id` is the identity string.
+    /// `presence_join` / `presence_leave` (`scaling.md` §4.6), `user_join` / `user_leave` (ours,
+    /// docs.md "Scaling"); `user_id` is the identity string.
     static func presence(node: String, app: String, announcement: PresenceAnnouncement) -> ByteBuffer {
         switch announcement {
+        case .userJoin(let userID):
+            var buffer = begin(type: "user_join", node: node, capacity: userID.utf8.count + 96)
+            field("app", app, into: &buffer)
+            field("user_id", userID, into: &buffer)
+            buffer.writeStaticString("}")
+            return buffer
+        case .userLeave(let userID):
+            var buffer = begin(type: "user_leave", node: node, capacity: userID.utf8.count + 96)
+            field("app", app, into: &buffer)
+            field("user_id", userID, into: &buffer)
+            buffer.writeStaticString("}")
+            return buffer
         case .join(let channel, let member):
             var buffer = begin(type: "presence_join", node: node, capacity: member.channelData.readableBytes * 2 + 160)
             field("app", app, into: &buffer)
@@ -128,10 +141,14 @@ enum ClusterEnvelope {
     }
 
     /// `sync_state` for one app: this node's members per presence channel, creation order, and
-    /// (ours) its subscriber counts; a receiver replaces what it attributes to this node in `app`.
+    /// (ours) its subscriber counts and signed-in users; a receiver replaces what it attributes to
+    /// this node in `app`.
     static func syncState(
         node: String, to: String?, app: String,
-        state: (presence: [(channel: String, members: [PresenceMember])], counts: [(channel: String, count: Int)])
+        state: (
+            presence: [(channel: String, members: [PresenceMember])], counts: [(channel: String, count: Int)],
+            users: [String]
+        )
     ) -> ByteBuffer {
         var buffer = begin(type: "sync_state", node: node, capacity: 256)
         if let to { field("to", to, into: &buffer) }
@@ -156,7 +173,14 @@ enum ClusterEnvelope {
         JSONWriter.writeString(app, into: &buffer)
         buffer.writeStaticString(":{")
         writeCounts(state.counts, into: &buffer)
-        buffer.writeStaticString("}}}")
+        buffer.writeStaticString(#"}},"users":{"#)
+        JSONWriter.writeString(app, into: &buffer)
+        buffer.writeStaticString(":[")
+        for (index, userID) in state.users.enumerated() {
+            if index > 0 { buffer.writeStaticString(",") }
+            JSONWriter.writeString(userID, into: &buffer)
+        }
+        buffer.writeStaticString("]}}")
         return buffer
     }
 

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import ReverbRedis
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -12,8 +13,8 @@ import ServiceLifecycle
 #endif
 
 /// This node's membership in a cluster over Redis pub/sub (`scaling.md` §4): publishes
-/// broadcasts, terminations and queries, answers peers, replicates presence and subscriber counts
-/// (§4.6), tracks the peers' liveness by heartbeats and drops the state of those that go silent.
+/// broadcasts, terminations and queries, answers peers, replicates presence, subscriber counts
+/// (§4.6) and signed-in users (docs.md "Scaling"), tracks the peers' liveness by heartbeats and drops the state of those that go silent.
 ///
 /// Shared by every event loop and task; mutable parts sit behind one lock that covers dictionary
 /// updates only (never a publish, a log or an await). Replicated state lives in each app's
@@ -49,10 +50,15 @@ final class ClusterNode: PubSubProvider, Service {
     let queryTimeout: Duration
     /// Seconds without Redis before `/up` reports `DEGRADED`.
     let degradedAfter: Duration
-    let publisher: RedisPublisher
+    let publisher: any RedisBusPublisher
     /// Reads the bus: a pub/sub subscriber, or a stream reader (`scaling.transport`).
     let subscriber: any BusReader
+    /// The pub/sub subscriber (nil with streams), whose channels follow local interest.
+    let busSubscriber: (any RedisBusSubscriber)?
     let transport: ScalingConfiguration.Transport
+    let routing: ScalingConfiguration.Routing
+    /// Interest routing: the bucket channels this node listens to. Changed on `loop` only.
+    let interest: NIOLockedValueBox<InterestTable>?
     /// Stream entries older than this reach clients no more (`scaling.replay_window`), in ms.
     private let replayWindow: UInt64
     private let apps: AppRegistry
@@ -62,12 +68,19 @@ final class ClusterNode: PubSubProvider, Service {
     /// This machine's name, read once, for heartbeats.
     private let host: String
     private let state = NIOLockedValueBox(State())
+    /// Bus messages and their bytes heard (own echoes included), for `/metrics`.
+    private let busMessages = Atomic<Int>(0)
+    private let busBytes = Atomic<Int>(0)
     private let relay: MessageRelay
+    /// The peers' figures for the dashboard (`ClusterNode+Debug`).
+    let dashboardPeers = DashboardPeerTable()
 
     private struct Peer {
         var lastSeen: ContinuousClock.Instant
         /// When this node last asked the peer for its state.
         var askedAt: ContinuousClock.Instant?
+        /// Whether it sent a heartbeat: a swift-reverb node, not just a name on a stray message.
+        var heartbeats = false
     }
 
     private struct State {
@@ -91,6 +104,12 @@ final class ClusterNode: PubSubProvider, Service {
         var streamSequences: [String: UInt64] = [:]
         var duplicateEntries = 0
         var streamGaps = 0
+        /// Queries answered partial.
+        var partialQueries = 0
+        /// Broadcasts read past the replay window (recorded for cache channels, not delivered).
+        var staleBroadcasts = 0
+        var staleBroadcastsLogged = 0
+        var lastStaleLog: ContinuousClock.Instant?
         /// Hashes of this node's presence announcements not yet heard back.
         var announced = Set<Int>()
         var announcedOrder = CircularBuffer<Int>()
@@ -110,6 +129,8 @@ final class ClusterNode: PubSubProvider, Service {
         func gap() { node.withLockedValue { $0 }?.node?.streamGap() }
         func subscribed() { node.withLockedValue { $0 }?.node?.subscribed() }
         func publisherReconnected() { node.withLockedValue { $0 }?.node?.sendSyncState(to: nil) }
+        /// The nodes whose subscribers a reconnected pub/sub publisher waits for, this one included.
+        func knownNodes() -> Int { node.withLockedValue { $0 }?.node?.knownNodeCount ?? 1 }
     }
 
     private final class ClusterNodeReference: Sendable {
@@ -139,12 +160,17 @@ final class ClusterNode: PubSubProvider, Service {
         let relay = MessageRelay()
         self.relay = relay
         self.transport = scaling.transport
+        self.routing = scaling.routing
+        self.interest =
+            scaling.routing == .interest
+            ? NIOLockedValueBox(InterestTable(prefix: scaling.channel, buckets: scaling.buckets)) : nil
         self.replayWindow = UInt64(min(max(0, scaling.replayWindow), 3_153_600_000) * 1000)
-        self.publisher = factory.makePublisher(
+        self.publisher = factory.makeBusPublisher(
             eventLoopGroup: eventLoopGroup, queueCapacity: scaling.queueSize,
             clientName: "swift-reverb:\(nodeID):publisher",
             mode: scaling.transport == .streams
                 ? .stream(maxLength: scaling.streamLength, origin: nodeID) : .publish,
+            gate: SubscriberGate(channel: scaling.channel, expectedSubscribers: { relay.knownNodes() }),
             logger: logger,
             onLinkStateChange: { link in
                 // Whatever was lost while the link was down, peers get this node's state again.
@@ -165,10 +191,13 @@ final class ClusterNode: PubSubProvider, Service {
         let readerName = "swift-reverb:\(nodeID):subscriber"
         switch scaling.transport {
         case .pubsub:
-            self.subscriber = factory.makeSubscriber(
+            let subscriber = factory.makeBusSubscriber(
                 channels: [scaling.channel], eventLoopGroup: eventLoopGroup, clientName: readerName, logger: logger,
                 onLinkStateChange: onLinkStateChange, onMessage: { message in relay.deliver(message.payload) })
+            self.busSubscriber = subscriber
+            self.subscriber = BusSubscriberReader(subscriber: subscriber)
         case .streams:
+            self.busSubscriber = nil
             self.subscriber = factory.makeStreamReader(
                 stream: scaling.channel, eventLoopGroup: eventLoopGroup, clientName: readerName, logger: logger,
                 onLinkStateChange: onLinkStateChange, onGap: { _ in relay.gap() },
@@ -219,6 +248,7 @@ final class ClusterNode: PubSubProvider, Service {
                     try? await Task.sleep(for: Self.expiryInterval)
                     if Task.isCancelled { break }
                     self.expirePeers()
+                    self.expireInterest()
                 }
             }
             // Returns on graceful shutdown or cancellation.
@@ -258,8 +288,54 @@ final class ClusterNode: PubSubProvider, Service {
         }
     }
 
+    /// The webhook owner rule (docs.md "Webhooks"): the occupancy, member and count webhooks of a
+    /// channel come from one live node, the same on every node: the one whose weight for the channel
+    /// (FNV-1a of "node id/channel name", finalised) is highest among the live peers and this node (rendezvous
+    /// hashing). Each node sends the transitions it sees for the channels it owns; the 3 s delay of
+    /// `channel_vacated` and `member_removed` absorbs the time the other nodes' counts take to arrive.
+    /// A node that has said `node_leave` sends none: the peers dropped it, and their owner sends what
+    /// its departure changed.
+    func sendsWebhooks(for channel: String) -> Bool {
+        guard !state.withLockedValue({ $0.leaving }) else { return false }
+        return Self.webhookOwner(of: channel, among: livePeers.union([nodeID])) == nodeID
+    }
+
+    /// The node of `nodes` with the highest weight for `channel` (ties: the smallest id).
+    static func webhookOwner(of channel: String, among nodes: Set<String>) -> String? {
+        var best: (node: String, weight: UInt64)?
+        for node in nodes {
+            let weight = webhookWeight(node: node, channel: channel)
+            if let current = best, current.weight > weight || (current.weight == weight && current.node < node) {
+                continue
+            }
+            best = (node, weight)
+        }
+        return best?.node
+    }
+
+    /// FNV-1a (64 bits) of `node`, "/", `channel`, then MurmurHash3's finaliser so that the high bits
+    /// depend on every byte: the same on every node and every run (Swift's `Hasher` is seeded per process).
+    static func webhookWeight(node: String, channel: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in node.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        hash = (hash ^ UInt64(UInt8(ascii: "/"))) &* 0x100_0000_01b3
+        for byte in channel.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        hash ^= hash >> 33
+        hash &*= 0xff51_afd7_ed55_8ccd
+        hash ^= hash >> 33
+        hash &*= 0xc4ce_b9fe_1a85_ec53
+        hash ^= hash >> 33
+        return hash
+    }
+    /// This node and the peers it knows that sent a heartbeat (live, or silent while its own
+    /// subscriber is down, when expiry is suspended).
+    var knownNodeCount: Int { state.withLockedValue { state in state.peers.values.count { $0.heartbeats } } + 1 }
+
     /// Messages from the bus dropped as malformed or unknown.
     var droppedMessageCount: Int { state.withLockedValue { $0.droppedMessages } }
+
+    /// Queries answered partial: a peer did not answer in time, or Redis was away (`scaling.md` §4.4).
+    var partialQueryCount: Int { state.withLockedValue { $0.partialQueries } }
 
     /// Remote memberships and counts refused at the replicated-state caps.
     var refusedAtCapsCount: Int { state.withLockedValue { $0.refusedAtCaps } }
@@ -269,11 +345,19 @@ final class ClusterNode: PubSubProvider, Service {
 
     var stateIsPartial: Bool { !subscriber.linkState.isConnected }
 
+    /// Bus messages heard so far, this node's own echoes included.
+    var busMessageCount: Int { busMessages.load(ordering: .relaxed) }
+
+    /// Their bytes (payloads, without the RESP framing).
+    var busByteCount: Int { busBytes.load(ordering: .relaxed) }
+
     // MARK: Publishing
 
     func publishToPeers(_ event: BroadcastEvent, app: String) {
-        publisher.publish(
-            ClusterEnvelope.broadcast(node: nodeID, app: app, event: event), to: channel)
+        guard let interest else {
+            return publisher.publish(ClusterEnvelope.broadcast(node: nodeID, app: app, event: event), to: channel)
+        }
+        publishByInterest(event, app: app, table: interest)
     }
 
     func gather(
@@ -408,10 +492,12 @@ final class ClusterNode: PubSubProvider, Service {
             let names = Array(names)
             for start in stride(from: 0, to: names.count, by: Self.occupancyBatch) {
                 let batch = names[start..<min(start + Self.occupancyBatch, names.count)]
-                app.directory.withState { directory in
+                let counts = app.directory.withState { directory in
                     let counts = batch.map { ($0, directory.localSubscriptionCount($0)) }
                     publisher.publish(ClusterEnvelope.occupancy(node: nodeID, app: appID, counts: counts), to: channel)
+                    return counts
                 }
+                if let interest { follow(counts, app: appID, table: interest) }
             }
         }
     }
@@ -459,7 +545,10 @@ final class ClusterNode: PubSubProvider, Service {
 
     /// Asks every live peer; returns their results, and whether some are missing.
     func query(app: String, request: ClusterQueryRequest) async -> (replies: [JSONObject], partial: Bool) {
-        guard isConnected else { return ([], true) }
+        guard isConnected else {
+            state.withLockedValue { $0.partialQueries += 1 }
+            return ([], true)
+        }
         let expected = livePeers
         if expected.isEmpty { return ([], false) }
         var generator = SystemRandomNumberGenerator()
@@ -472,6 +561,7 @@ final class ClusterNode: PubSubProvider, Service {
                 return true
             }
             guard accepted else {
+                state.withLockedValue { $0.partialQueries += 1 }
                 continuation.resume(returning: ([], true))
                 return
             }
@@ -494,8 +584,9 @@ final class ClusterNode: PubSubProvider, Service {
         }
         guard let finished else { return }
         let answered = Set(finished.replies.map(\.node))
-        finished.continuation.resume(
-            returning: (finished.replies.map(\.result), !finished.expected.isSubset(of: answered)))
+        let partial = !finished.expected.isSubset(of: answered)
+        if partial { state.withLockedValue { $0.partialQueries += 1 } }
+        finished.continuation.resume(returning: (finished.replies.map(\.result), partial))
     }
 
     /// A peer left or expired: pending queries stop waiting for it.
@@ -520,10 +611,34 @@ final class ClusterNode: PubSubProvider, Service {
     /// Reconnects after which the stream no longer held every entry after the last one read.
     var streamGapCount: Int { state.withLockedValue { $0.streamGaps } }
 
+    /// Broadcasts read from the stream more than the replay window after they were appended: they
+    /// updated cache channels and reached no client.
+    var staleBroadcastCount: Int { state.withLockedValue { $0.staleBroadcasts } }
+
     /// The stream reader found a gap: it was logged; the re-sync that follows every reconnect
     /// repairs members and counts.
     func streamGap() {
         state.withLockedValue { $0.streamGaps += 1 }
+    }
+
+    /// Counts a broadcast not delivered for its age, and says so at most every 10 s (a reader
+    /// back after a long outage may read thousands in a row).
+    private func staleBroadcast(age: UInt64) {
+        let now = ContinuousClock.now
+        let report = state.withLockedValue { state -> Int? in
+            state.staleBroadcasts += 1
+            if let last = state.lastStaleLog, now - last < .seconds(10) { return nil }
+            state.lastStaleLog = now
+            defer { state.staleBroadcastsLogged = state.staleBroadcasts }
+            return state.staleBroadcasts - state.staleBroadcastsLogged
+        }
+        guard let report else { return }
+        logger.warning(
+            "Stream events older than the replay window were not delivered",
+            metadata: [
+                "events": "\(report)", "age_ms": "\(age)", "replay_window_ms": "\(replayWindow)",
+                "setting": "REVERB_SCALING_REPLAY_WINDOW",
+            ])
     }
 
     /// Handles one stream entry: drops a publisher's second copy, then the message, marked stale
@@ -558,6 +673,8 @@ final class ClusterNode: PubSubProvider, Service {
     ///   lifetime, messages of a node not known to be live are ignored: replaying them would bring a
     ///   dead node back.
     func receive(_ payload: ByteBuffer, age: UInt64 = 0) {
+        busMessages.add(1, ordering: .relaxed)
+        busBytes.add(payload.readableBytes, ordering: .relaxed)
         // The envelope's members as they stand: small fields are decoded, a broadcast's payload is
         // copied into frames without decoding its values.
         guard
@@ -589,7 +706,7 @@ final class ClusterNode: PubSubProvider, Service {
         guard version == ClusterEnvelope.version else { return drop("message of format version \(version)") }
         guard let sender = envelope["node"]?.stringValue, !sender.isEmpty else { return drop("message without node") }
         if sender == nodeID {
-            if type == "presence_join" || type == "presence_leave" { heardOwnName(payload) }
+            if ["presence_join", "presence_leave", "user_join", "user_leave"].contains(type) { heardOwnName(payload) }
             return
         }
         enum Sender { case known, new, departed }
@@ -602,6 +719,7 @@ final class ClusterNode: PubSubProvider, Service {
             let standing: Sender = state.peers[sender] == nil ? .new : .known
             var peer = state.peers[sender] ?? Peer(lastSeen: now)
             peer.lastSeen = now
+            if type == "heartbeat" { peer.heartbeats = true }
             // A node we did not know (new, or expired while it was frozen or cut off, which it may
             // not have noticed) is asked for its state rather than waiting for it to offer it.
             var ask = false
@@ -646,6 +764,7 @@ final class ClusterNode: PubSubProvider, Service {
             }
             let exceptSocketID = envelope["socket_id"]?.stringValue
             let live = age <= replayWindow
+            if !live { staleBroadcast(age: age) }
             for (channel, frame) in frames {
                 if live {
                     app.deliverChannelEvent(channel: channel, frame: frame, except: exceptSocketID)
@@ -689,6 +808,16 @@ final class ClusterNode: PubSubProvider, Service {
             else { return drop("malformed presence_leave") }
             guard let app = app(of: envelope) else { return }
             apply(to: app) { $0.remoteLeave(channel: channel, identity: identity, node: sender) }
+        case "user_join":
+            guard let identity = envelope["user_id"]?.stringValue, !identity.isEmpty else {
+                return drop("malformed user_join")
+            }
+            guard let app = app(of: envelope) else { return }
+            apply(to: app) { $0.remoteUserJoin(identity: identity, node: sender) }
+        case "user_leave":
+            guard let identity = envelope["user_id"]?.stringValue else { return drop("malformed user_leave") }
+            guard let app = app(of: envelope) else { return }
+            apply(to: app) { $0.remoteUserLeave(identity: identity, node: sender) }
         case "occupancy":
             guard case .object(let channels)? = envelope["channels"] else { return drop("malformed occupancy") }
             var counts: [(String, Int)] = []
@@ -704,6 +833,8 @@ final class ClusterNode: PubSubProvider, Service {
                 }
                 return changes
             }
+        case "debug_watch", "debug_event", "dashboard_stats":
+            receiveDashboard(type: type, envelope: envelope, from: sender)
         case "sync_request":
             if let to = envelope["to"]?.stringValue, to != nodeID { return }
             sendSyncState(to: sender)
@@ -719,8 +850,11 @@ final class ClusterNode: PubSubProvider, Service {
     private func receiveSyncState(_ envelope: JSONObject, from sender: String) {
         guard case .object(let presence)? = envelope["presence"] else { return drop("malformed sync_state") }
         let occupancy = envelope["occupancy"]?.objectValue ?? JSONObject()
+        // Signed-in users (ours); a node without them (older, or none signed in) holds none.
+        let signedIn = envelope["users"]?.objectValue ?? JSONObject()
         var appIDs = presence.entries.map(\.key)
         for (id, _) in occupancy.entries where presence[id] == nil { appIDs.append(id) }
+        for (id, _) in signedIn.entries where presence[id] == nil && occupancy[id] == nil { appIDs.append(id) }
         for appID in appIDs {
             var members: [(channel: String, members: [PresenceMember])] = []
             for (channel, list) in presence[appID]?.objectValue?.entries ?? [] {
@@ -742,11 +876,21 @@ final class ClusterNode: PubSubProvider, Service {
                 guard let count = value.integerValue, count >= 0 else { return drop("malformed sync_state") }
                 counts.append((channel, count))
             }
+            var users: [String] = []
+            if let list = signedIn[appID] {
+                guard let list = list.arrayValue else { return drop("malformed sync_state") }
+                for item in list {
+                    guard let identity = item.stringValue, !identity.isEmpty else {
+                        return drop("malformed sync_state")
+                    }
+                    users.append(identity)
+                }
+            }
             guard let app = apps.app(id: appID) else {
                 unknownApp(appID)
                 continue
             }
-            apply(to: app) { $0.replace(node: sender, presence: members, counts: counts) }
+            apply(to: app) { $0.replace(node: sender, presence: members, counts: counts, users: users) }
         }
     }
 

@@ -16,6 +16,8 @@ struct InMemoryPubSub: PubSubProvider {
 
     func localCountChanged(channel: String, app: AppContext) {}
 
+    func sendsWebhooks(for channel: String) -> Bool { true }
+
     var stateIsPartial: Bool { false }
 
     var isDegraded: Bool { false }

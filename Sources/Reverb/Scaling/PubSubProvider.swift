@@ -15,13 +15,18 @@ protocol PubSubProvider: Sendable {
         app: String, request: ClusterQueryRequest, local: JSONObject, on eventLoop: any EventLoop
     ) -> EventLoopFuture<ClusterChannelView>
 
-    /// Tells the other nodes of local presence changes (`scaling.md` §4.6). Called under the
+    /// Tells the other nodes of local presence and sign-in changes (`scaling.md` §4.6, docs.md
+    /// "Scaling"). Called under the
     /// app's directory lock, so announcements leave in the order the changes happened.
     func announce(_ announcements: [PresenceAnnouncement], app: String)
 
     /// The number of local subscribers of `channel` changed; the other nodes learn it shortly.
     /// Called under the app's directory lock: it must not take that lock.
     func localCountChanged(channel: String, app: AppContext)
+
+    /// Whether this node sends the occupancy, member and count webhooks of `channel`: exactly one
+    /// node of the cluster does, by the owner rule of `ClusterNode.sendsWebhooks(for:)`.
+    func sendsWebhooks(for channel: String) -> Bool
 
     /// This node cannot hear the others, so its replicated view may be stale (answers say
     /// `X-Reverb-Partial: 1`).

@@ -25,6 +25,10 @@ struct HTTPConnectionStateMachine {
         var prefixSegments: [String]
         /// Idle connections, and requests still incomplete, are closed after this long.
         var idleTimeout = TimeAmount.seconds(15)
+        /// `{prefix}/metrics` is served here (metrics on, without a port of their own).
+        var servesMetrics = false
+        /// `{prefix}/dashboard/...` is served here (`dashboard.enabled`).
+        var servesDashboard = false
     }
 
     enum Action: Equatable {
@@ -104,8 +108,10 @@ struct HTTPConnectionStateMachine {
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), headSize + length > limit {
             return respond(.payloadTooLarge, to: head, now: now, forceClose: true)
         }
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        let route = Route.match(path: path, prefixSegments: configuration.prefixSegments)
+        let path = HTTPAPIRequest.split(head.uri).path
+        let route = Route.match(
+            path: path, prefixSegments: configuration.prefixSegments, metrics: configuration.servesMetrics,
+            dashboard: configuration.servesDashboard)
         if case .webSocket(let key)? = route {
             switch WebSocketHandshake.validate(head) {
             case .failure(let refusal):

@@ -18,10 +18,14 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let upgradeHandlers: [any RemovableChannelHandler]
     private let connections: HTTPConnectionRegistry?
     private var context: ChannelHandlerContext?
+    /// The route template of the request being served, and when it was complete (metrics on only).
+    private var requestTemplate = "unmatched"
+    private var requestCompletedAt: NIODeadline?
 
     /// - Parameters:
-    ///   - upgradeHandlers: the HTTP handlers to remove when switching to WebSocket, the request
-    ///     decoder last (it forwards bytes that arrived with the request head).
+    ///   - upgradeHandlers: the HTTP handlers to remove when switching to WebSocket: the pipelining
+    ///     handler first (it delivers what it buffered), the request decoder last (it forwards
+    ///     bytes that arrived with the request head).
     ///   - connections: where the handler registers while it serves HTTP, for graceful shutdown.
     init(
         server: Node, upgradeHandlers: [any RemovableChannelHandler],
@@ -33,7 +37,9 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.connections = connections
         self.machine = HTTPConnectionStateMachine(
             configuration: .init(
-                maxRequestSize: server.configuration.server.maxRequestSize, prefixSegments: server.prefixSegments))
+                maxRequestSize: server.configuration.server.maxRequestSize, prefixSegments: server.prefixSegments,
+                servesMetrics: server.metrics != nil && server.configuration.metrics.port == nil,
+                servesDashboard: server.dashboard != nil))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -63,9 +69,22 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let now = context.eventLoop.now
         switch unwrapInboundIn(data) {
-        case .head(let head): perform(machine.receivedHead(head, now: now), context: context)
+        case .head(let head):
+            if server.metrics != nil {
+                let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+                requestTemplate =
+                    Route.match(
+                        path: path, prefixSegments: server.prefixSegments, metrics: true,
+                        dashboard: server.dashboard != nil)?
+                    .template
+                    ?? "unmatched"
+                requestCompletedAt = nil
+            }
+            perform(machine.receivedHead(head, now: now), context: context)
         case .body(let chunk): perform(machine.receivedBody(chunk, now: now), context: context)
-        case .end: perform(machine.receivedEnd(now: now), context: context)
+        case .end:
+            requestCompletedAt = now
+            perform(machine.receivedEnd(now: now), context: context)
         }
     }
 
@@ -103,10 +122,12 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             cancelIdleTimer()
             dispatch(head: head, route: route, body: body, context: context)
         case .respond(let response, let version, let keepAlive, let withBody, let deadline):
+            recordRequest(status: Int(response.status.code), now: context.eventLoop.now)
             write(response, version: version, keepAlive: keepAlive, withBody: withBody, context: context)
             armIdleTimer(deadline: deadline, context: context)
         case .startUpgrade(let head, let key, let headers):
             cancelIdleTimer()
+            recordRequest(status: 101, now: context.eventLoop.now)
             // The HTTP decoder is still inside its decode call; switching protocols after it
             // returns lets it hand over the bytes that came with the request head intact.
             context.eventLoop.assumeIsolated().execute {
@@ -137,9 +158,42 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         idleTimer = nil
     }
 
+    /// `http_requests_total` and `http_request_duration_seconds` for the request just answered.
+    private func recordRequest(status: Int, now: NIODeadline) {
+        guard let metrics = server.metrics else { return }
+        let seconds = requestCompletedAt.map { Double((now - $0).nanoseconds) / 1e9 } ?? 0
+        metrics.recordRequest(route: requestTemplate, status: status, seconds: seconds)
+        requestTemplate = "unmatched"
+        requestCompletedAt = nil
+    }
+
     private func dispatch(head: HTTPRequestHead, route: Route, body: ByteBuffer, context: ChannelHandlerContext) {
         let request = HTTPAPIRequest(head: head, body: body)
-        let future = server.httpAPI.respond(to: request, route: route, eventLoop: context.eventLoop)
+        let future: EventLoopFuture<HTTPResponse>
+        if route == .metrics {
+            future = server.metricsResponse(headers: head.headers, on: context.eventLoop)
+        } else if case .dashboard(let page) = route, let dashboard = server.dashboard {
+            if page == .stream {
+                switch dashboard.openStream(request) {
+                case .success(let grant):
+                    return startStream(grant, dashboard: dashboard, version: head.version, context: context)
+                case .failure(let refusal):
+                    future = context.eventLoop.makeSucceededFuture(refusal)
+                }
+            } else {
+                let client = context.channel.remoteAddress?.ipAddress ?? "unknown"
+                future = dashboard.respond(to: request, route: page, client: client, eventLoop: context.eventLoop)
+            }
+        } else {
+            future = server.httpAPI.respond(to: request, route: route, eventLoop: context.eventLoop)
+        }
+        // An HTTP API call of a configured app, for its `http_*` counters.
+        let app: AppContext?
+        if case .terminateUserConnectionsByKey = route {
+            app = request.query("auth_key").flatMap { server.apps.app(key: $0) }
+        } else {
+            app = route.appID.flatMap { server.apps.app(id: $0) }
+        }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         future.whenComplete { result in
             let (handler, context) = loopBound.value
@@ -150,6 +204,15 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .failure(let error):
                 handler.logger.error("HTTP API failure", metadata: ["error": "\(error)", "route": "\(route.template)"])
                 response = .internalError
+            }
+            if let app, let shard = handler.server.fanout.inbox(for: context.eventLoop)?.loopShard {
+                let received = body.readableBytes
+                let sent = response.body.readableBytes
+                shard.count(app: app.index) {
+                    $0.httpCalls += 1
+                    $0.httpReceivedBytes += received
+                    $0.httpTransmittedBytes += sent
+                }
             }
             handler.perform(handler.machine.responseReady(response, now: context.eventLoop.now), context: context)
         }
@@ -168,11 +231,37 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Hands the connection to the dashboard's event stream, which answers from now on.
+    private func startStream(
+        _ grant: Dashboard.StreamGrant, dashboard: Dashboard, version: HTTPVersion, context: ChannelHandlerContext
+    ) {
+        recordRequest(status: 200, now: context.eventLoop.now)
+        let pipeline = context.pipeline.syncOperations
+        let stream = DashboardStreamHandler(dashboard: dashboard, grant: grant, version: version)
+        do {
+            try pipeline.addHandler(stream, position: .after(self))
+            pipeline.removeHandler(context: context).assumeIsolated().whenComplete { _ in }
+        } catch {
+            logger.error("Dashboard stream failed", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
     // MARK: WebSocket upgrade
 
     private func upgrade(head: HTTPRequestHead, key: String, headers: HTTPHeaders, context: ChannelHandlerContext) {
         let channel = context.channel
         let pipeline = channel.pipeline.syncOperations
+        // The pipelining handler goes first: on removal it hands over what it held back behind the
+        // upgrade request (bytes the HTTP decoder kept parsing as HTTP, which happens when our
+        // handshake check and llhttp disagree on whether this is an upgrade, e.g. `Connection:
+        // Upgrade<TAB>`, and the client sent frames before the 101). Delivered to this handler, a
+        // parser error closes the connection; delivered after it, the error reached the pipeline's
+        // end on an open channel (found by FuzzHTTPRequest).
+        if let pipelining = upgradeHandlers.first {
+            pipeline.removeHandler(pipelining).assumeIsolated().whenComplete { _ in }
+        }
+        guard channel.isActive else { return }
         // Not flushed here: the connection handler's first frame (`connection_established`, or the
         // refusal and its Close) is flushed right after, so the 101 and that frame leave in one
         // write and reach the client in one packet.
@@ -184,7 +273,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             node: server, app: app, origin: head.headers.first(name: "origin"), logger: server.logger)
         do {
             pipeline.removeHandler(context: context).assumeIsolated().whenComplete { _ in }
-            for handler in upgradeHandlers.dropLast() {
+            for handler in upgradeHandlers.dropFirst().dropLast() {
                 pipeline.removeHandler(handler).assumeIsolated().whenComplete { _ in }
             }
             try pipeline.addHandler(WebSocketFrameEncoder())

@@ -4,8 +4,10 @@ public import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+public import Prometheus
 import ReverbRedis
 public import ServiceLifecycle
+import Synchronization
 
 /// The swift-reverb node: one listener serving the Pusher WebSocket protocol and the HTTP API.
 ///
@@ -33,7 +35,7 @@ public final class ReverbServer: Service, Sendable {
 
     private enum State {
         case idle
-        case started(channel: any Channel, sweeps: [RepeatedTask])
+        case started(channel: any Channel, metricsChannel: (any Channel)?, sweeps: [RepeatedTask])
         case stopped
     }
 
@@ -68,11 +70,15 @@ public final class ReverbServer: Service, Sendable {
 
     public var configuration: ReverbConfiguration { node.configuration }
 
-    /// What a `ServiceGroup` runs for this node, in order: the server, then the cluster membership
-    /// when scaling is on. The group shuts services down in reverse order, so the cluster says
+    /// What a `ServiceGroup` runs for this node, in order: the server, the heap trimmer, then the
+    /// cluster membership when scaling is on. The group shuts services down in reverse order, so the cluster says
     /// `node_leave` before the server closes its connections.
     public var services: [any Service] {
-        var services: [any Service] = [self]
+        // The webhook sender first, so that it stops last.
+        let node = self.node
+        var services: [any Service] = []
+        if let sender = node.webhookSender { services.append(sender) }
+        services += [self, MemoryTrimmer(logger: node.logger, connections: { node.connectionCount })]
         if let cluster = node.cluster { services.append(cluster) }
         return services
     }
@@ -80,7 +86,7 @@ public final class ReverbServer: Service, Sendable {
     /// The bound address once started.
     public var localAddress: SocketAddress? {
         state.withLockedValue {
-            if case .started(let channel, _) = $0 { return channel.localAddress }
+            if case .started(let channel, _, _) = $0 { return channel.localAddress }
             return nil
         }
     }
@@ -115,9 +121,45 @@ public final class ReverbServer: Service, Sendable {
         } catch {
             throw BindError(host: server.host, port: server.port, reason: Self.describe(error))
         }
+        node.listenerPort.store(channel.localAddress?.port ?? server.port, ordering: .relaxed)
+        var metricsChannel: (any Channel)?
+        if node.metrics != nil, let port = configuration.metrics.port {
+            let host = configuration.metrics.host
+            do {
+                metricsChannel = try await Self.metricsBootstrap(group: group, node: node).bind(host: host, port: port)
+                    .get()
+            } catch {
+                try? await channel.close()
+                throw BindError(host: host, port: port, reason: Self.describe(error))
+            }
+        }
         let sweeps = startSweeps()
-        state.withLockedValue { $0 = .started(channel: channel, sweeps: sweeps) }
+        state.withLockedValue { $0 = .started(channel: channel, metricsChannel: metricsChannel, sweeps: sweeps) }
         return channel.localAddress!
+    }
+
+    /// The `/metrics` registry when metrics are on. The CLI bootstraps swift-metrics with it
+    /// (`PrometheusMetricsFactory`), so what libraries report through swift-metrics is scraped too.
+    public var metricsRegistry: PrometheusCollectorRegistry? { node.metrics?.registry }
+
+    /// The metrics listener's bound address, when it has one (`metrics.port`).
+    public var metricsAddress: SocketAddress? {
+        state.withLockedValue {
+            if case .started(_, let metricsChannel, _) = $0 { return metricsChannel?.localAddress }
+            return nil
+        }
+    }
+
+    private static func metricsBootstrap(group: any EventLoopGroup, node: Node) -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+                    try pipeline.addHandler(MetricsHTTPHandler(node: node))
+                }
+            }
     }
 
     /// Either Redis link has been down for `REDIS_TIMEOUT` or longer (`/up` says `DEGRADED`).
@@ -150,9 +192,13 @@ public final class ReverbServer: Service, Sendable {
                 server: node, upgradeHandlers: [pipelining, encoder, decoder], connections: connections))
     }
 
-    /// One repeated sweep per app per event loop, every min(60, ping_interval) seconds (`protocol.md` §9).
+    /// One repeated sweep per app per event loop, every min(60, ping_interval) seconds (`protocol.md` §9),
+    /// and the dashboard's sampling every second when it is on.
     private func startSweeps() -> [RepeatedTask] {
         var tasks: [RepeatedTask] = []
+        if let dashboard = node.dashboard, let loop = node.fanout.inboxes.first?.eventLoop {
+            tasks.append(loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in dashboard.tick() })
+        }
         for app in node.apps.all {
             let interval = TimeAmount.seconds(Int64(min(60, app.application.pingInterval)))
             let pingInterval = TimeAmount.seconds(Int64(app.application.pingInterval))
@@ -208,9 +254,11 @@ public final class ReverbServer: Service, Sendable {
             state = .stopped
             return previous
         }
-        guard case .started(let channel, let sweeps) = previous else { return }
+        guard case .started(let channel, let metricsChannel, let sweeps) = previous else { return }
         for sweep in sweeps { sweep.cancel() }
         try? await channel.close()
+        try? await metricsChannel?.close()
+        node.dashboard?.closeStreams()
         // Plain HTTP finishes its requests in flight while the WebSockets answer their Close.
         async let httpQuiesced: Void = httpConnections.quiesceAll(timeout: .seconds(5))
         _ = try? await node.fanout.onEveryShard { shard in

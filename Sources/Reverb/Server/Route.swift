@@ -12,6 +12,10 @@ enum Route: Equatable {
     case terminateUserConnections(appID: String, userID: String)
     /// The Python SDK's path; the app is found by `auth_key`.
     case terminateUserConnectionsByKey(userID: String)
+    /// `{prefix}/metrics` on the main listener when metrics are on without a port of their own.
+    case metrics
+    /// `{prefix}/dashboard/...` when the dashboard is on.
+    case dashboard(DashboardRoute)
 
     /// Methods the route accepts (`HEAD` wherever `GET` is, except the WebSocket endpoint).
     /// Whether a request to this route publishes events (and so waits out a fan-out backlog).
@@ -25,8 +29,9 @@ enum Route: Equatable {
     var allowedMethods: [String] {
         switch self {
         case .webSocket: return ["GET"]
-        case .up, .channels, .channel, .channelUsers, .connections: return ["GET", "HEAD"]
+        case .up, .metrics, .channels, .channel, .channelUsers, .connections: return ["GET", "HEAD"]
         case .events, .batchEvents, .terminateUserConnections, .terminateUserConnectionsByKey: return ["POST"]
+        case .dashboard(let route): return route.allowedMethods
         }
     }
 
@@ -35,6 +40,7 @@ enum Route: Equatable {
         switch self {
         case .webSocket: return "/app/{key}"
         case .up: return "/up"
+        case .metrics: return "/metrics"
         case .events: return "/apps/{appId}/events"
         case .batchEvents: return "/apps/{appId}/batch_events"
         case .channels: return "/apps/{appId}/channels"
@@ -43,11 +49,35 @@ enum Route: Equatable {
         case .connections: return "/apps/{appId}/connections"
         case .terminateUserConnections: return "/apps/{appId}/users/{userId}/terminate_connections"
         case .terminateUserConnectionsByKey: return "/users/{userId}/terminate_connections"
+        case .dashboard: return "/dashboard"
+        }
+    }
+
+    /// Every route template, for `/metrics` series.
+    static let allTemplates = [
+        "/app/{key}", "/up", "/metrics", "/apps/{appId}/events", "/apps/{appId}/batch_events", "/apps/{appId}/channels",
+        "/apps/{appId}/channels/{channel}", "/apps/{appId}/channels/{channel}/users", "/apps/{appId}/connections",
+        "/apps/{appId}/users/{userId}/terminate_connections", "/users/{userId}/terminate_connections",
+    ]
+
+    /// The app id in the path of an HTTP API route.
+    var appID: String? {
+        switch self {
+        case .events(let id), .batchEvents(let id), .channels(let id), .channel(let id, _), .channelUsers(let id, _),
+            .connections(let id), .terminateUserConnections(let id, _):
+            return id
+        case .webSocket, .up, .metrics, .terminateUserConnectionsByKey, .dashboard:
+            return nil
         }
     }
 
     /// Matches a request path (query removed, still percent-encoded) under `prefixSegments`.
-    static func match(path: Substring, prefixSegments: [String]) -> Route? {
+    /// - Parameters:
+    ///   - metrics: whether `{prefix}/metrics` is a route.
+    ///   - dashboard: whether `{prefix}/dashboard/...` are routes.
+    static func match(path: Substring, prefixSegments: [String], metrics: Bool = false, dashboard: Bool = false)
+        -> Route?
+    {
         guard path.first == "/" else { return nil }
         var segments: [String] = []
         for raw in path.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
@@ -57,9 +87,12 @@ enum Route: Equatable {
         guard segments.count > prefixSegments.count, Array(segments.prefix(prefixSegments.count)) == prefixSegments
         else { return nil }
         let s = Array(segments.dropFirst(prefixSegments.count))
+        if dashboard && s[0] == "dashboard" { return DashboardRoute.match(Array(s.dropFirst())).map(Route.dashboard) }
         switch s.count {
         case 1 where s[0] == "up":
             return .up
+        case 1 where metrics && s[0] == "metrics":
+            return .metrics
         case 2 where s[0] == "app":
             return .webSocket(key: s[1])
         case 3 where s[0] == "apps":

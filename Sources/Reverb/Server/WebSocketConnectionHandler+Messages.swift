@@ -2,11 +2,13 @@ import Logging
 import NIOCore
 import NIOWebSocket
 
-/// Pusher messages: `protocol.md` §2 (processing), §4 (subscriptions), §7 (client events), §10 (rate limit).
+/// Pusher messages: `protocol.md` §2 (processing), §4 (subscriptions), §7 (client events), §10 (rate
+/// limit); sign-in (§13) is in `WebSocketConnectionHandler+Users.swift`.
 extension WebSocketConnectionHandler {
     /// - Parameter now: the event loop's time when the message's last frame was read.
     func handleMessage(_ payload: ByteBuffer, isText: Bool, now: NIODeadline) {
         guard let app else { return }
+        countReceived(payloadBytes: payload.readableBytes, app: app)
         let parsed = ClientMessage.parse(payload.readableBytesView)
         // A message that parses is valid UTF-8 (the parser validates every string and accepts only
         // ASCII outside them), so the text is validated on its own only when parsing failed.
@@ -14,7 +16,7 @@ extension WebSocketConnectionHandler {
             return close(code: .dataInconsistentWithMessage, reason: "Invalid UTF-8 in text message")
         }
         if rateLimiter?.admit(now: now) == false {
-            send(PusherFrames.error(.rateLimitExceeded))
+            sendError(.rateLimitExceeded)
             if app.application.rateLimiting.terminateOnLimit {
                 close(code: .policyViolation, reason: "Rate limit exceeded")
             }
@@ -23,7 +25,7 @@ extension WebSocketConnectionHandler {
         log(.debug, "Message received", ["message": "\(String(buffer: payload))"])
         switch parsed {
         case .failure(let error):
-            send(PusherFrames.error(error))
+            sendError(error)
         case .success(let message):
             handle(message, app: app)
         }
@@ -45,11 +47,18 @@ extension WebSocketConnectionHandler {
             unsubscribe(channel: channel, app: app)
         case .clientEvent(let name, let channel, let data):
             clientEvent(name: name, channel: channel, data: data, app: app)
+        case .signIn(let auth, let userData):
+            signIn(auth: auth, userData: userData, app: app)
         }
     }
 
     private func subscribe(channel: String, auth: String?, channelData: String?, app: AppContext) {
         let kind = ChannelName.kind(of: channel)
+        // A signed-in socket's own user channel, and no other (§13.2); `auth` is ignored.
+        if ChannelName.isServerToUser(channel) && !ownsUserChannel(channel) {
+            log(.debug, "Subscription refused: not this socket's user", ["channel": "\(channel)"])
+            return sendError(.unauthorized)
+        }
         if kind.requiresSignature {
             guard
                 ChannelAuthorization.verify(
@@ -57,14 +66,14 @@ extension WebSocketConnectionHandler {
                     channelData: channelData)
             else {
                 log(.debug, "Subscription refused: bad signature", ["channel": "\(channel)"])
-                return send(PusherFrames.error(.unauthorized))
+                return sendError(.unauthorized)
             }
         }
         var member: PresenceMember?
         var userID: JSONValue?
         if kind.isPresence {
             guard let presenceMember = PresenceMember(channelData: channelData) else {
-                return send(PusherFrames.error(.invalidMessageFormat))
+                return sendError(.invalidMessageFormat)
             }
             member = presenceMember
             userID = presenceMember.userID
@@ -93,14 +102,20 @@ extension WebSocketConnectionHandler {
         if let refusal = outcome.refused {
             if isNew { shardRemoveInterest(channel: channel, app: app) }
             log(.debug, "Subscription refused: \(refusal.message)", ["channel": "\(channel)"])
-            return send(PusherFrames.error(refusal))
+            return sendError(refusal)
         }
         subscriptions[channel] = Subscription(userID: userID)
         shardSubscribe(channel: channel, app: app, joinedAt: joinedAt)
         send(PusherFrames.subscriptionSucceeded(channel: channel, data: outcome.succeededData))
         if kind.isCache {
-            send(outcome.cachedFrame ?? PusherFrames.cacheMiss(channel: channel))
+            if let cached = outcome.cachedFrame {
+                send(cached)
+            } else {
+                send(PusherFrames.cacheMiss(channel: channel))
+                app.webhooks?.cacheMiss(channel: channel)
+            }
         }
+        app.debug.record { DebugEvent(.subscribed, socketID: socketID, channels: [channel]) }
         log(.debug, "Subscribed", ["channel": "\(channel)"])
     }
 
@@ -115,20 +130,31 @@ extension WebSocketConnectionHandler {
             let outcome = state.unsubscribe(channel: channel, socketID: socketID, now: now)
             app.carryOut(outcome.changes, countChanged: outcome.wasSubscribed ? channel : nil, pubSub: pubSub)
         }
+        app.debug.record { DebugEvent(.unsubscribed, socketID: socketID, channels: [channel]) }
         log(.debug, "Unsubscribed", ["channel": "\(channel)"])
     }
 
     private func clientEvent(name: String, channel: String, data: JSONValue?, app: AppContext) {
+        // Only the server sends to a user (§13.2), whatever `accept_client_events_from` says.
+        if ChannelName.isServerToUser(channel) { return sendError(.unauthorized) }
         switch app.application.acceptClientEventsFrom {
         case .members:
-            guard subscriptions[channel] != nil else { return send(PusherFrames.error(.notAMember)) }
+            guard subscriptions[channel] != nil else { return sendError(.notAMember) }
         case .all:
             break
         case .none:
-            return send(PusherFrames.error(.clientEventsDisabled))
+            return sendError(.clientEventsDisabled)
         }
         let frame = PusherFrames.clientEvent(
             name: name, channel: channel, data: data ?? .null, userID: subscriptions[channel]?.userID)
         node.pubSub.publish(.client(frame: frame, channel: channel, except: socketID), app: app)
+        app.debug.record {
+            DebugEvent(
+                .clientEvent, socketID: socketID, channels: [channel], event: name,
+                data: JSONWriter.string(data ?? .null))
+        }
+        app.webhooks?.clientEvent(
+            channel: channel, event: name, data: data ?? .null, socketID: socketID,
+            userID: subscriptions[channel]?.userID)
     }
 }

@@ -4,8 +4,8 @@ import NIOWebSocket
 extension WebSocketConnectionHandler {
     /// The rules of one connection, without I/O: events in (with the event loop's time), actions out.
     ///
-    /// Opening sequence (`protocol.md` §1.3), how connections end (§1.5), keep-alive (§9) and the
-    /// slow-consumer grace (`style.md` §4.3). The handler performs each action on its channel and
+    /// Opening sequence (`protocol.md` §1.3), how connections end (§1.5), keep-alive (§9), the
+    /// sign-in timeout (§13.5) and the slow-consumer grace (`style.md` §4.3). The handler performs each action on its channel and
     /// schedules a timer at each deadline returned; a timer that fires calls the matching event.
     struct StateMachine {
         enum State: Equatable {
@@ -98,6 +98,14 @@ extension WebSocketConnectionHandler {
         private var slowConsumerDeadline: NIODeadline?
         private var closeDeadline: NIODeadline?
         private var closeTimeoutWaitsForWrite = false
+        /// Closed then unless signed in (`user_authentication_timeout`, `protocol.md` §13.5).
+        private var userAuthenticationDeadline: NIODeadline?
+        /// A sign-in has succeeded on this connection.
+        private(set) var signedIn = false
+
+        /// The longest sign-in timeout honoured (a century): any integer passes validation, and a
+        /// huge one must not trap when converted to nanoseconds.
+        static let maximumUserAuthenticationTimeout = 3_153_600_000
 
         // MARK: Opening
 
@@ -202,6 +210,33 @@ extension WebSocketConnectionHandler {
                 holdsConnectionSlot = false
             }
             return Teardown(unregister: registered, releaseConnectionSlot: holdsConnectionSlot)
+        }
+
+        // MARK: Sign-in timeout
+
+        /// Right after `establish`: the deadline by which the connection must sign in, nil when the
+        /// app's `user_authentication_timeout` is 0 (off).
+        mutating func startUserAuthenticationTimeout(seconds: Int, now: NIODeadline) -> NIODeadline? {
+            guard state == .open, seconds > 0, !signedIn else { return nil }
+            let deadline = now + .seconds(Int64(min(seconds, Self.maximumUserAuthenticationTimeout)))
+            userAuthenticationDeadline = deadline
+            return deadline
+        }
+
+        /// A sign-in succeeded; only this stops the clock. True when a timer is to be cancelled.
+        mutating func signInSucceeded() -> Bool {
+            signedIn = true
+            defer { userAuthenticationDeadline = nil }
+            return userAuthenticationDeadline != nil
+        }
+
+        /// The sign-in timer fired: true when the connection fails with the timeout error (4009).
+        mutating func userAuthenticationTimerFired(now: NIODeadline) -> Bool {
+            guard state == .open, !signedIn, let deadline = userAuthenticationDeadline, now >= deadline else {
+                return false
+            }
+            userAuthenticationDeadline = nil
+            return true
         }
 
         // MARK: Slow consumer

@@ -36,15 +36,20 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     let logger: Logger
     /// Empty until the connection is established.
     private(set) var socketID = ""
-    private var context: ChannelHandlerContext?
+    private(set) var context: ChannelHandlerContext?
     private var rawContext: ChannelHandlerContext?
     private var inbox: ShardInbox?
     private var shard: LoopShard?
     /// The connection's rules; the broadcast path reads its `state` and `isWritable` fields.
-    private(set) var stateMachine = StateMachine()
+    /// Changed only by this handler and its extensions (sign-in: `+Users.swift`).
+    var stateMachine = StateMachine()
     var subscriptions: [String: Subscription] = [:]
     /// Set when the app limits message rates.
     var rateLimiter: RateLimiter?
+    /// Set by a successful `pusher:signin` (`protocol.md` §13).
+    var signedInUser: SignedInUser?
+    /// Closes the connection unless it signs in (`user_authentication_timeout`).
+    var userAuthenticationTimer: Scheduled<Void>?
     private var fragments: (opcode: WebSocketOpcode, buffer: ByteBuffer)?
     private var needsFlush = false
     private var broadcastPending = false
@@ -65,9 +70,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     var maxMessageSize: Int { app?.application.effectiveMaxMessageSize ?? 10_000 }
 
-    /// The identities of the users this connection is subscribed as.
+    /// The identities of the users this connection is subscribed or signed in as.
     var userIdentities: Set<String> {
-        Set(subscriptions.values.compactMap { $0.userID.flatMap(PresenceMember.identity(of:)) })
+        var identities = Set(subscriptions.values.compactMap { $0.userID.flatMap(PresenceMember.identity(of:)) })
+        if let signedInUser { identities.insert(signedInUser.identity) }
+        return identities
     }
 
     // MARK: Lifecycle
@@ -100,10 +107,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             guard let app else { return }
             socketID = node.allocateSocketID()
             shard?.add(self, appID: app.id)
+            shard?.count(app: app.index) {
+                $0.connected += 1
+                $0.newConnections += 1
+            }
             send(
                 PusherFrames.connectionEstablished(socketID: socketID, activityTimeout: app.application.activityTimeout)
             )
             flushIfNeeded()
+            startUserAuthenticationTimer(app: app, context: context)
+            app.debug.record { DebugEvent(.connectionOpened, socketID: socketID, origin: origin) }
             log(.debug, "Connection established")
         }
     }
@@ -111,31 +124,40 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         closeTimer?.cancel()
         slowConsumerTimer?.cancel()
-        tearDown(stateMachine.channelInactive())
+        cancelUserAuthenticationTimer()
+        // Still registered here means no Close was exchanged: the TCP connection just went away.
+        tearDown(stateMachine.channelInactive(), closeCode: 1006)
         log(.debug, "Connection closed")
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        tearDown(stateMachine.handlerRemoved())
+        tearDown(stateMachine.handlerRemoved(), closeCode: 1006)
         self.context = nil
         self.rawContext = nil
     }
 
     /// Unsubscribes from every channel and gives back what the state machine says is still held.
-    private func tearDown(_ teardown: StateMachine.Teardown) {
+    /// - Parameter closeCode: the Close code the debug console shows for the connection.
+    private func tearDown(_ teardown: StateMachine.Teardown, closeCode: Int) {
         guard let app else { return }
         for channel in Array(subscriptions.keys) { unsubscribe(channel: channel, app: app) }
+        signOut(app: app)
         if teardown.unregister {
             shard?.remove(self, appID: app.id)
+            shard?.count(app: app.index) {
+                $0.connected -= 1
+                $0.newDisconnections += 1
+            }
             node.releaseSocketID(socketID)
+            app.debug.record { DebugEvent(.connectionClosed, socketID: socketID, code: closeCode) }
         }
         if teardown.releaseConnectionSlot { app.releaseConnection() }
     }
 
     /// Sends a `pusher:error` and closes with the same code and message (4001, 4004, 4009, 4201).
-    private func fail(_ error: PusherError) {
-        send(PusherFrames.error(error))
+    func fail(_ error: PusherError) {
+        sendError(error)
         close(code: WebSocketErrorCode(codeNumber: error.code), reason: error.message)
     }
 
@@ -148,7 +170,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     private func perform(_ action: StateMachine.CloseAction, context: ChannelHandlerContext) {
         log(.debug, "Closing connection", ["code": "\(action.code)", "reason": "\(action.reason)"])
-        tearDown(action.teardown)
+        tearDown(action.teardown, closeCode: Int(UInt16(webSocketErrorCode: action.code)))
         var payload = context.channel.allocator.buffer(capacity: 2 + action.reason.utf8.count)
         payload.write(webSocketErrorCode: action.code)
         payload.writeString(action.reason)
@@ -201,6 +223,28 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         guard let rawContext else { return }
         rawContext.write(NIOAny(frame.bytes), promise: nil)
         needsFlush = true
+        if let app {
+            let bytes = LoopMetrics.payloadBytes(ofFrame: frame.bytes.readableBytes)
+            shard?.count(app: app.index) {
+                $0.messagesSent += 1
+                $0.transmittedBytes += bytes
+            }
+        }
+    }
+
+    /// Sends a `pusher:error`, counted by code.
+    func sendError(_ error: PusherError) {
+        shard?.countPusherError(app: app?.index, code: error.code)
+        app?.debug.record { DebugEvent(.error, socketID: socketID, code: error.code, message: error.message) }
+        send(PusherFrames.error(error))
+    }
+
+    /// A data message from the client, for `/metrics`.
+    func countReceived(payloadBytes: Int, app: AppContext) {
+        shard?.count(app: app.index) {
+            $0.messagesReceived += 1
+            $0.receivedBytes += payloadBytes
+        }
     }
 
     /// Flushes frames written outside a read batch.
@@ -258,6 +302,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
                 self.slowConsumerTimer = nil
                 guard let action = self.stateMachine.slowConsumerTimerFired(now: context.eventLoop.now) else { return }
                 self.log(.info, "Closing slow consumer", ["dropped_frames": "\(self.droppedFrames)"])
+                self.shard?.countSlowConsumerDisconnection()
+                self.shard?.countPusherError(app: self.app?.index, code: 4100)
                 self.perform(action, context: context)
             }
         }

@@ -2,7 +2,9 @@ import NIOCore
 
 extension RedisChannelHandler {
     /// The rules of a Redis connection without the channel: which command a reply answers, which
-    /// replies are pub/sub pushes, and when the health check gives up (spec `scaling.md` §5.2).
+    /// replies are pub/sub pushes (`message`, `pmessage`, sharded `smessage`, and the `sunsubscribe`
+    /// a Redis Cluster node sends unasked when a slot moves away or the node becomes a replica),
+    /// and when the health check gives up (spec `scaling.md` §5.2).
     ///
     /// Generic over `Promise`, what a caller waits on, so tests drive it with plain values. Every event
     /// returns the one thing the handler must do next.
@@ -16,8 +18,11 @@ extension RedisChannelHandler {
             case fail(Promise?, RedisConnectionError)
             /// The connection closed: fail every command still waiting.
             case failAll([Promise], RedisConnectionError)
-            /// Hand a `message` or `pmessage` push to the subscriber.
+            /// Hand a `message`, `pmessage` or `smessage` push to the subscriber.
             case deliver(RedisPubSubMessage)
+            /// The server dropped a sharded subscription nobody asked to drop (its slot moved, or
+            /// the node is no longer a primary): tell the subscriber, which subscribes elsewhere.
+            case shardUnsubscribed(String)
             /// Write and flush a health-check `PING`.
             case sendPing
             /// Close the connection; `reason` is what later commands fail with.
@@ -38,6 +43,9 @@ extension RedisChannelHandler {
             var owner: Owner
             var remaining: Int
             var collected: [RESPValue] = []
+            /// A `SUNSUBSCRIBE`'s channels not yet confirmed: a `sunsubscribe` push for another
+            /// channel is unsolicited, not one of its replies.
+            var unsubscribing: [String]?
         }
 
         private enum State {
@@ -72,9 +80,12 @@ extension RedisChannelHandler {
         }
 
         /// A caller sends a command answered by `expectedReplies` replies (at least one).
-        mutating func commandSent(expectedReplies: Int, promise: Promise?) -> Action {
+        ///
+        /// - Parameter unsubscribing: For `SUNSUBSCRIBE`, its channels (whose confirmations are its replies).
+        mutating func commandSent(expectedReplies: Int, promise: Promise?, unsubscribing: [String]? = nil) -> Action {
             if let reason = closeReason { return .fail(promise, reason) }
-            pending.append(Pending(owner: .caller(promise), remaining: max(1, expectedReplies)))
+            pending.append(
+                Pending(owner: .caller(promise), remaining: max(1, expectedReplies), unsubscribing: unsubscribing))
             return .write
         }
 
@@ -86,10 +97,21 @@ extension RedisChannelHandler {
                     return deliver(channel: elements[1], payload: elements[2])
                 case "pmessage" where isSubscribed && elements.count == 4:
                     return deliver(channel: elements[2], payload: elements[3])
-                case "subscribe", "psubscribe":
+                case "smessage" where isSubscribed && elements.count == 3:
+                    return deliver(channel: elements[1], payload: elements[2])
+                case "subscribe", "psubscribe", "ssubscribe":
                     isSubscribed = true
                 case "unsubscribe", "punsubscribe":
                     if case .integer(0) = elements.last { isSubscribed = false }
+                case "sunsubscribe" where elements.count == 3:
+                    if case .integer(0) = elements.last { isSubscribed = false }
+                    let channel = elements[1].string ?? ""
+                    guard var head = pending.first, var channels = head.unsubscribing,
+                        let index = channels.firstIndex(of: channel)
+                    else { return .shardUnsubscribed(channel) }
+                    channels.remove(at: index)
+                    head.unsubscribing = channels
+                    pending[pending.startIndex] = head
                 default:
                     break
                 }

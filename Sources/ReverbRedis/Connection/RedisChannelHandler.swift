@@ -3,8 +3,8 @@ import NIOCore
 import NIOSSL
 
 /// Encodes commands, decodes replies with hiredis, and carries out what its `StateMachine` decides:
-/// pairing replies with commands in order, peeling `message` and `pmessage` pushes off a subscribed
-/// connection for `onMessage`, and the health-check `PING` every `pingInterval` (spec `scaling.md` §5.2).
+/// pairing replies with commands in order, peeling `message`, `pmessage` and `smessage` pushes off a
+/// subscribed connection for `onMessage` (and unasked `sunsubscribe` pushes for `onShardUnsubscribed`), and the health-check `PING` every `pingInterval` (spec `scaling.md` §5.2).
 final class RedisChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = Never
@@ -17,6 +17,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private var healthCheckTask: RepeatedTask?
     private let pingInterval: TimeAmount?
     private let onMessage: (@Sendable (RedisPubSubMessage) -> Void)?
+    private let onShardUnsubscribed: (@Sendable (String) -> Void)?
     private let logger: Logger
     private let peer: String
 
@@ -25,9 +26,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         closeReason: RedisCloseReason,
         pingInterval: TimeAmount?,
         logger: Logger,
-        onMessage: (@Sendable (RedisPubSubMessage) -> Void)?
+        onMessage: (@Sendable (RedisPubSubMessage) -> Void)?,
+        onShardUnsubscribed: (@Sendable (String) -> Void)? = nil
     ) {
         self.peer = peer
+        self.onShardUnsubscribed = onShardUnsubscribed
         self.closeReason = closeReason
         self.pingInterval = pingInterval
         self.logger = logger
@@ -64,7 +67,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
-        switch stateMachine.commandSent(expectedReplies: request.expectedReplies, promise: request.promise) {
+        switch stateMachine.commandSent(
+            expectedReplies: request.expectedReplies, promise: request.promise, unsubscribing: request.unsubscribing)
+        {
         case .write:
             var buffer = context.channel.allocator.buffer(capacity: request.estimatedSize)
             request.encode(into: &buffer)
@@ -102,6 +107,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             for promise in promises { promise.fail(reason) }
         case .deliver(let message):
             onMessage?(message)
+        case .shardUnsubscribed(let channel):
+            logger.debug("Redis dropped a sharded subscription", metadata: ["channel": "\(channel)"])
+            onShardUnsubscribed?(channel)
         case .sendPing:
             var buffer = context.channel.allocator.buffer(capacity: 14)
             RESPCommandEncoder.encode(["PING"], into: &buffer)

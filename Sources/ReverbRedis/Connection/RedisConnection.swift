@@ -38,7 +38,9 @@ public final class RedisConnection: Sendable {
     ///   - clientName: Sent with `CLIENT SETNAME` when set.
     ///   - pingInterval: Health-check `PING` period; the connection closes when one goes unanswered
     ///     for that long. `nil` disables it.
-    ///   - onMessage: Receives `message` pushes once the connection is subscribed, on its event loop.
+    ///   - onMessage: Receives `message` (and `smessage`) pushes once the connection is subscribed, on its event loop.
+    ///   - onShardUnsubscribed: Receives the channel of each `sunsubscribe` push nobody asked for
+    ///     (a Redis Cluster slot moved away, or the node became a replica), on its event loop.
     /// - Throws: `RedisConnectionError`.
     public static func connect(
         configuration: RedisConnectionConfiguration,
@@ -46,7 +48,8 @@ public final class RedisConnection: Sendable {
         clientName: String? = nil,
         pingInterval: Duration? = .seconds(10),
         logger: Logger = Logger(label: "ReverbRedis"),
-        onMessage: (@Sendable (RedisPubSubMessage) -> Void)? = nil
+        onMessage: (@Sendable (RedisPubSubMessage) -> Void)? = nil,
+        onShardUnsubscribed: (@Sendable (String) -> Void)? = nil
     ) async throws(RedisConnectionError) -> RedisConnection {
         let endpoint = configuration.endpoint
         let sslContext = try configuration.tls.map { tls throws(RedisConnectionError) in try makeSSLContext(tls) }
@@ -69,7 +72,7 @@ public final class RedisConnection: Sendable {
                     try sync.addHandler(
                         RedisChannelHandler(
                             peer: peer, closeReason: closeReason, pingInterval: ping, logger: handlerLogger,
-                            onMessage: onMessage)
+                            onMessage: onMessage, onShardUnsubscribed: onShardUnsubscribed)
                     )
                 }
             }
@@ -206,6 +209,26 @@ public final class RedisConnection: Sendable {
     /// Call `flush()` afterwards.
     func enqueuePublish(_ payload: ByteBuffer, to channel: String) {
         self.channel.write(RedisRequest(.publish(channel: channel, payload: payload), promise: nil), promise: nil)
+    }
+
+    /// Writes and flushes `SUBSCRIBE`/`UNSUBSCRIBE` (or their sharded forms) for `channels` without
+    /// waiting; Redis's confirmations are consumed, an error reply goes to `promise` (logged without one).
+    func enqueueSubscription(_ command: String, channels: [String], promise: EventLoopPromise<RESPValue>? = nil) {
+        guard !channels.isEmpty else {
+            promise?.succeed(.array([]))
+            return
+        }
+        self.channel.writeAndFlush(
+            RedisRequest(.text([command] + channels), expectedReplies: channels.count, promise: promise)
+        ).whenFailure { error in
+            promise?.fail(error)
+        }
+    }
+
+    /// Writes `ASKING` without flushing (the next command may touch a slot being imported); its
+    /// `+OK` is consumed.
+    func enqueueAsking() {
+        self.channel.write(RedisRequest(.text(["ASKING"]), promise: nil), promise: nil)
     }
 
     /// Writes a command without flushing; `promise` gets its reply (an error reply included).

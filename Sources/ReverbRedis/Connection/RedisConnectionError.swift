@@ -18,6 +18,8 @@ public struct RedisConnectionError: Error, Sendable, Equatable, CustomStringConv
         case protocolError
         /// The TLS files could not be loaded.
         case tlsConfiguration
+        /// The server is not the primary the topology asks for (a replica named by a stale sentinel).
+        case notPrimary
     }
 
     /// The category of failure.

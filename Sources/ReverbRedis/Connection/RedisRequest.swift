@@ -22,6 +22,12 @@ struct RedisRequest: Sendable {
         self.promise = promise
     }
 
+    /// For `SUNSUBSCRIBE`, the channels whose confirmations answer it.
+    var unsubscribing: [String]? {
+        guard case .text(let arguments) = command, arguments.first == "SUNSUBSCRIBE" else { return nil }
+        return Array(arguments.dropFirst())
+    }
+
     /// Roughly the encoded size, so one allocation usually suffices.
     var estimatedSize: Int {
         switch command {

@@ -8,6 +8,7 @@ final class RedisLinkTracker: Sendable {
         var everConnected = false
         var reportedFailure = false
         var reportedUnreachable = false
+        var reconnects = 0
     }
 
     private let state: NIOLockedValueBox<State>
@@ -26,6 +27,9 @@ final class RedisLinkTracker: Sendable {
 
     var link: RedisLinkState { state.withLockedValue { $0.link } }
 
+    /// Connections made after the first.
+    var reconnectCount: Int { state.withLockedValue { $0.reconnects } }
+
     func attempting(afterFailures failures: Int) {
         if failures > 0 || state.withLockedValue({ $0.everConnected }) {
             logger.debug("Attempting reconnection to Redis (\(role))")
@@ -36,6 +40,7 @@ final class RedisLinkTracker: Sendable {
         let now = ContinuousClock.now
         let (previous, wasConnectedBefore) = state.withLockedValue { state in
             defer {
+                if state.everConnected { state.reconnects += 1 }
                 state.link = .connected(since: now)
                 state.everConnected = true
             }

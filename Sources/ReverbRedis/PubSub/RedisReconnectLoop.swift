@@ -3,7 +3,8 @@ import NIOCore
 
 /// The connect, wait-for-close, back-off cycle shared by `RedisPublisher` and `RedisSubscriber`.
 struct RedisReconnectLoop: Sendable {
-    let configuration: RedisConnectionConfiguration
+    /// Where each attempt goes (`RedisEndpointResolver`).
+    let endpoint: any RedisEndpointResolver
     let eventLoopGroup: any EventLoopGroup
     let options: RedisClientOptions
     let logger: Logger
@@ -11,13 +12,13 @@ struct RedisReconnectLoop: Sendable {
 
     /// A loop reporting its link state to `onLinkStateChange` through a new `tracker`.
     init(
-        configuration: RedisConnectionConfiguration,
+        endpoint: any RedisEndpointResolver,
         eventLoopGroup: any EventLoopGroup,
         options: RedisClientOptions,
         logger: Logger,
         onLinkStateChange: (@Sendable (RedisLinkState) -> Void)?
     ) {
-        self.configuration = configuration
+        self.endpoint = endpoint
         self.eventLoopGroup = eventLoopGroup
         self.options = options
         self.logger = logger
@@ -30,11 +31,13 @@ struct RedisReconnectLoop: Sendable {
     /// Runs until the task is cancelled.
     ///
     /// - Parameters:
+    ///   - onShardUnsubscribed: Told of each unasked `sunsubscribe` push (sharded pub/sub).
     ///   - prepare: Makes a new connection ready (`PING`, `SUBSCRIBE`); a thrown error counts as a failed attempt.
     ///   - up: Called once the connection is ready, before the link state changes.
     ///   - down: Called once the ready connection closed, before the link state changes.
     func run(
         onMessage: (@Sendable (RedisPubSubMessage) -> Void)?,
+        onShardUnsubscribed: (@Sendable (String) -> Void)? = nil,
         prepare: @Sendable (RedisConnection) async throws(RedisConnectionError) -> Void,
         up: @Sendable (RedisConnection) -> Void,
         down: @Sendable () -> Void
@@ -43,15 +46,18 @@ struct RedisReconnectLoop: Sendable {
         while !Task.isCancelled {
             tracker.attempting(afterFailures: failures)
             do throws(RedisConnectionError) {
+                let configuration = try await endpoint.resolve(logger: logger)
                 let connection = try await RedisConnection.connect(
                     configuration: configuration,
                     eventLoopGroup: eventLoopGroup,
                     clientName: options.clientName,
                     pingInterval: options.pingInterval,
                     logger: logger,
-                    onMessage: onMessage
+                    onMessage: onMessage,
+                    onShardUnsubscribed: onShardUnsubscribed
                 )
                 do throws(RedisConnectionError) {
+                    try await endpoint.accept(connection, logger: logger)
                     try await prepare(connection)
                 } catch {
                     await connection.close()
@@ -74,7 +80,7 @@ struct RedisReconnectLoop: Sendable {
             }
             failures += 1
             do {
-                try await Task.sleep(for: options.reconnectPolicy.delay(afterFailedAttempts: failures))
+                try await endpoint.pause(for: options.reconnectPolicy.delay(afterFailedAttempts: failures))
             } catch {
                 break
             }

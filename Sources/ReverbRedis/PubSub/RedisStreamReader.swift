@@ -34,8 +34,24 @@ public final class RedisStreamReader: Sendable {
     ///   - onLinkStateChange: Called after each change of `linkState`; `.connected` means reading.
     ///   - onGap: Told, with the reason, when entries after the last one delivered may be gone.
     ///   - onEntry: Receives each entry.
-    public init(
+    public convenience init(
         configuration: RedisConnectionConfiguration,
+        stream: String,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        options: RedisClientOptions = RedisClientOptions(role: "subscriber"),
+        logger: Logger = Logger(label: "ReverbRedis"),
+        onLinkStateChange: (@Sendable (RedisLinkState) -> Void)? = nil,
+        onGap: @escaping @Sendable (String) -> Void = { _ in },
+        onEntry: @escaping @Sendable (RedisStreamEntry) -> Void
+    ) {
+        self.init(
+            endpoint: FixedRedisEndpoint(configuration), stream: stream, eventLoopGroup: eventLoopGroup,
+            options: options, logger: logger, onLinkStateChange: onLinkStateChange, onGap: onGap, onEntry: onEntry)
+    }
+
+    /// A reader whose every connection attempt goes where `endpoint` says (Sentinel, a cluster slot).
+    public init(
+        endpoint: any RedisEndpointResolver,
         stream: String,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         options: RedisClientOptions = RedisClientOptions(role: "subscriber"),
@@ -49,12 +65,15 @@ public final class RedisStreamReader: Sendable {
         self.onGap = onGap
         self.logger = logger
         self.loop = RedisReconnectLoop(
-            configuration: configuration, eventLoopGroup: eventLoopGroup, options: options, logger: logger,
+            endpoint: endpoint, eventLoopGroup: eventLoopGroup, options: options, logger: logger,
             onLinkStateChange: onLinkStateChange)
     }
 
     /// Whether the reader is connected and reading, and since when.
     public var linkState: RedisLinkState { loop.linkState }
+
+    /// Connections made after the first.
+    public var reconnectCount: Int { loop.tracker.reconnectCount }
 
     /// The id of the last entry delivered.
     public var lastDelivered: RedisStreamID? { position.withLockedValue { $0 } }

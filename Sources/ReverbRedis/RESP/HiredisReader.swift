@@ -6,21 +6,54 @@ public import NIOCore
 /// Feed bytes as they arrive, then pull replies until `nextReply()` returns `nil`. After a
 /// `RESPError` the reader is failed for good: every later call throws the same error, and the
 /// connection that fed it must be closed.
+///
+/// hiredis 0.14 allocates an array's element table as soon as it reads the `*N` header, before any
+/// element arrives, and has no limit of its own (1.x added `maxelements`): `*1111111111` would ask
+/// for 8.9 GB. The reader therefore wraps hiredis' `createArray` and refuses headers above
+/// `maximumArrayElements`, which fails the reader with a message naming the length.
 public final class HiredisReader {
+    /// The longest array accepted. The longest this library asks for is an `XREAD COUNT 1000`
+    /// reply; 1,048,576 elements (an 8 MiB table) leaves room for any reply Redis sends us.
+    public static let maximumArrayElements = 1 << 20
+
     private let reader: UnsafeMutablePointer<redisReader>
+    /// hiredis' own reply functions with `createArray` replaced; `reader.pointee.fn` points here.
+    private let functions: UnsafeMutablePointer<redisReplyObjectFunctions>
+    /// Reached from the C callback through `reader.pointee.privdata` (hiredis copies it into every
+    /// read task): the original functions and the refused length, if any.
+    private let context: UnsafeMutablePointer<ArrayGuard>
     private let allocator = ByteBufferAllocator()
     private var failure: RESPError?
 
     /// A reader with an empty buffer.
     public init() {
-        guard let reader = redisReaderCreate() else {
+        guard let reader = redisReaderCreate(), let original = reader.pointee.fn else {
             fatalError("hiredis could not allocate a reply reader (out of memory)")
         }
         self.reader = reader
+        context = .allocate(capacity: 1)
+        context.initialize(to: ArrayGuard(original: original.pointee, refusedLength: nil))
+        functions = .allocate(capacity: 1)
+        functions.initialize(to: original.pointee)
+        functions.pointee.createArray = { task, elements in
+            guard let task, let context = task.pointee.privdata?.assumingMemoryBound(to: ArrayGuard.self)
+            else { return nil }
+            if Int(elements) > HiredisReader.maximumArrayElements {
+                context.pointee.refusedLength = Int(elements)
+                return nil  // hiredis fails the reader (out of memory); `fail()` says why
+            }
+            return context.pointee.original.createArray(task, elements)
+        }
+        reader.pointee.fn = functions
+        reader.pointee.privdata = UnsafeMutableRawPointer(context)
     }
 
     deinit {
         redisReaderFree(reader)
+        functions.deinitialize(count: 1)
+        functions.deallocate()
+        context.deinitialize(count: 1)
+        context.deallocate()
     }
 
     /// Hands bytes to the parser, which buffers them until a reply is complete.
@@ -44,6 +77,12 @@ public final class HiredisReader {
     }
 
     private func fail() throws(RESPError) -> Never {
+        if let length = context.pointee.refusedLength {
+            let error = RESPError(
+                message: "array of \(length) elements exceeds the limit of \(Self.maximumArrayElements)")
+            failure = error
+            throw error
+        }
         var errstr = reader.pointee.errstr
         let message = withUnsafeBytes(of: &errstr) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
@@ -87,3 +126,9 @@ public final class HiredisReader {
 
 @available(*, unavailable)
 extension HiredisReader: Sendable {}
+
+/// What the `createArray` wrapper needs, behind the reader's `privdata`.
+private struct ArrayGuard {
+    var original: redisReplyObjectFunctions
+    var refusedLength: Int?
+}

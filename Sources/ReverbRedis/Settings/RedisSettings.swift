@@ -16,6 +16,10 @@ public struct RedisSettings: Sendable, Equatable {
         public var tlsCert: String
         public var tlsKey: String
         public var tlsVerifyPeer: String
+        public var cluster: String = "REDIS_CLUSTER"
+        public var sentinels: String = "REDIS_SENTINELS"
+        public var sentinelMaster: String = "REDIS_SENTINEL_MASTER"
+        public var sentinelPassword: String = "REDIS_SENTINEL_PASSWORD"
 
         /// The environment variable names: `REDIS_URL`, `REDIS_HOST`, ... `REDIS_TLS_VERIFY_PEER`.
         public static let environment = Names(
@@ -37,7 +41,7 @@ public struct RedisSettings: Sendable, Equatable {
         /// Config-file key paths, e.g. `config/reverb.json: servers.reverb.scaling.server.url`.
         public static func configFile(_ file: String = "config/reverb.json") -> Names {
             let prefix = "\(file): servers.reverb.scaling.server."
-            return Names(
+            var names = Names(
                 url: prefix + "url",
                 host: prefix + "host",
                 port: prefix + "port",
@@ -52,6 +56,11 @@ public struct RedisSettings: Sendable, Equatable {
                 tlsKey: prefix + "tls.key_file",
                 tlsVerifyPeer: prefix + "tls.verify_peer"
             )
+            names.cluster = prefix + "cluster"
+            names.sentinels = prefix + "sentinel.sentinels"
+            names.sentinelMaster = prefix + "sentinel.master"
+            names.sentinelPassword = prefix + "sentinel.password"
+            return names
         }
 
         /// Names for each setting, in the order of `RedisSettings`' fields.
@@ -116,6 +125,14 @@ public struct RedisSettings: Sendable, Equatable {
     public var tlsVerifyPeerName: String?
     /// `tls.peer_name`: the name verified and sent as SNI. Default: the host.
     public var tlsPeerName: String?
+    /// `REDIS_CLUSTER`: `host:port,host:port,...`, seed nodes of a Redis Cluster. Default none.
+    public var cluster: String?
+    /// `REDIS_SENTINELS`: `host:port,host:port,...`, the sentinels of a monitored primary. Default none.
+    public var sentinels: String?
+    /// `REDIS_SENTINEL_MASTER`: the primary's name at the sentinels. Default `mymaster`.
+    public var sentinelMaster: String?
+    /// `REDIS_SENTINEL_PASSWORD`: `AUTH` to the sentinels. Default none.
+    public var sentinelPassword: String?
     /// Names used in messages; default the environment variable names.
     public var names: Names
 
@@ -136,8 +153,16 @@ public struct RedisSettings: Sendable, Equatable {
         tlsVerifyPeer: String? = nil,
         tlsVerifyPeerName: String? = nil,
         tlsPeerName: String? = nil,
+        cluster: String? = nil,
+        sentinels: String? = nil,
+        sentinelMaster: String? = nil,
+        sentinelPassword: String? = nil,
         names: Names = .environment
     ) {
+        self.cluster = cluster
+        self.sentinels = sentinels
+        self.sentinelMaster = sentinelMaster
+        self.sentinelPassword = sentinelPassword
         self.url = url
         self.host = host
         self.port = port

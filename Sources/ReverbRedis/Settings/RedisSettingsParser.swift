@@ -18,6 +18,7 @@ struct RedisSettingsParser {
 
     struct Result {
         var configuration: RedisConnectionConfiguration
+        var topology: RedisTopology
         var timeout: Duration
         var warnings: [String]
     }
@@ -125,6 +126,9 @@ struct RedisSettingsParser {
         } else {
             var hostName = host?.value ?? "127.0.0.1"
             if hostName.hasPrefix("["), hostName.hasSuffix("]") { hostName = String(hostName.dropFirst().dropLast()) }
+            if hostName.isEmpty, let host {
+                problems.append("\(host.source): host \"\(host.value)\" names no address")
+            }
             endpoint = .tcp(host: hostName, port: parsePort(port) ?? 6379)
         }
         let databaseNumber = parseDatabase(database) ?? 0
@@ -145,7 +149,110 @@ struct RedisSettingsParser {
             connectTimeout: connectTimeoutValue,
             tls: tls
         )
-        return Result(configuration: configuration, timeout: timeoutValue, warnings: warnings)
+        let topology = parseTopology(transport: transport, database: database, databaseNumber: databaseNumber)
+        return Result(
+            configuration: configuration, topology: topology ?? .server, timeout: timeoutValue, warnings: warnings)
+    }
+
+    /// `REDIS_CLUSTER`, `REDIS_SENTINELS` or one server: exactly one of them.
+    private mutating func parseTopology(transport: Transport, database: Sourced?, databaseNumber: Int) -> RedisTopology?
+    {
+        let cluster = sourced(settings.cluster, names.cluster)
+        let sentinels = sourced(settings.sentinels, names.sentinels)
+        let single = [
+            sourced(settings.url, names.url), sourced(settings.host, names.host), sourced(settings.port, names.port),
+        ].compactMap { $0 }
+        let chosen = [cluster, sentinels].compactMap { $0 } + single.prefix(1)
+        if chosen.count > 1 {
+            let listed = chosen.map(\.source)
+            problems.append(
+                "\(listed.dropLast().joined(separator: ", ")) and \(listed.last!) are exclusive: set a Redis Cluster's "
+                    + "seeds, a Sentinel deployment's sentinels or one server, not more than one")
+            return nil
+        }
+        if sentinels == nil {
+            for setting in [
+                sourced(settings.sentinelMaster, names.sentinelMaster),
+                sourced(settings.sentinelPassword, names.sentinelPassword),
+            ].compactMap({ $0 }) {
+                warnings.append("\(setting.source) is ignored without \(names.sentinels)")
+            }
+        }
+        if let cluster {
+            if transport == .unix {
+                problems.append("\(cluster.source): a Redis Cluster is reached over TCP, not a unix socket")
+            }
+            if databaseNumber != 0, let database {
+                problems.append("\(database.source): a Redis Cluster has database 0 only, not \(databaseNumber)")
+            }
+            return addresses(cluster, defaultPort: 6379).map { .cluster(seeds: $0) }
+        }
+        if let sentinels {
+            if transport == .unix {
+                problems.append("\(sentinels.source): sentinels are reached over TCP, not a unix socket")
+            }
+            let master = sourced(settings.sentinelMaster, names.sentinelMaster)?.value ?? "mymaster"
+            let password = sourced(settings.sentinelPassword, names.sentinelPassword)?.value
+            return addresses(sentinels, defaultPort: 26379).map {
+                .sentinel(RedisSentinelConfiguration(sentinels: $0, masterName: master, password: password))
+            }
+        }
+        return .server
+    }
+
+    /// `host:port,host:port,...` (IPv6 in brackets; a missing port is `defaultPort`).
+    private mutating func addresses(_ list: Sourced, defaultPort: Int) -> [RedisConnectionConfiguration.Endpoint]? {
+        var endpoints: [RedisConnectionConfiguration.Endpoint] = []
+        var failed = false
+        for item in list.value.split(separator: ",", omittingEmptySubsequences: false) {
+            let text = String(
+                item.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+            var host = Substring(text)
+            var port: Substring?
+            if text.hasPrefix("[") {
+                guard let close = text.firstIndex(of: "]") else {
+                    problems.append("\(list.source): \"\(text)\" has no closing bracket (write [::1]:7000)")
+                    failed = true
+                    continue
+                }
+                host = text[text.index(after: text.startIndex)..<close]
+                let rest = text[text.index(after: close)...]
+                if !rest.isEmpty {
+                    guard rest.hasPrefix(":") else {
+                        problems.append("\(list.source): \"\(text)\" is not host:port")
+                        failed = true
+                        continue
+                    }
+                    port = rest.dropFirst()
+                }
+            } else if let colon = text.lastIndex(of: ":") {
+                host = text[..<colon]
+                port = text[text.index(after: colon)...]
+            }
+            guard !host.isEmpty else {
+                problems.append(
+                    "\(list.source): \(text.isEmpty ? "an empty address" : "\"\(text)\" names no host") in \"\(list.value)\""
+                )
+                failed = true
+                continue
+            }
+            var number = defaultPort
+            if let port {
+                guard let value = Self.integer(String(port)) else {
+                    problems.append("\(list.source): port \"\(port)\" of \"\(text)\" is not a number (1-65535)")
+                    failed = true
+                    continue
+                }
+                guard (1...65535).contains(value) else {
+                    problems.append("\(list.source): port \(value) of \"\(text)\" is out of range (1-65535)")
+                    failed = true
+                    continue
+                }
+                number = value
+            }
+            endpoints.append(.tcp(host: String(host), port: number))
+        }
+        return failed ? nil : endpoints
     }
 
     private mutating func parsePort(_ port: Sourced?) -> Int? {

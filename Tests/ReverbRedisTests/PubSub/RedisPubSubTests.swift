@@ -45,6 +45,95 @@ struct RedisPubSubTests {
         #expect(received.all == sent)
         #expect(publisher.droppedMessageCount == 0)
     }
+
+    /// The `redis-outage` bench lost a node's whole queue when its publisher was back before the
+    /// other node's subscriber; after a reconnect the gate holds the queue until the subscribers are
+    /// there.
+    @Test func gateHoldsTheQueueAfterAReconnectUntilTheExpectedSubscribersAreBack() async throws {
+        let configuration = try TestRedis.configuration()
+        let channel = TestRedis.uniqueChannel()
+        let first = Collector<String>()
+        let second = Collector<String>()
+        let early = RedisSubscriber(configuration: configuration, channels: [channel]) {
+            first.append(String(buffer: $0.payload))
+        }
+        let late = RedisSubscriber(configuration: configuration, channels: [channel]) {
+            second.append(String(buffer: $0.payload))
+        }
+        let connects = Collector<Bool>()
+        let publisher = RedisPublisher(
+            configuration: configuration, options: Self.options(name: "gate-\(channel)"),
+            gate: SubscriberGate(channel: channel, expectedSubscribers: { 2 }, maximumHold: .seconds(30)),
+            onLinkStateChange: { if $0.isConnected { connects.append(true) } })
+        let sent = (0..<20).map { "held \($0)" }
+        try await withRunning([early.run, publisher.run]) {
+            try await eventually("ready") { early.linkState.isConnected && publisher.linkState.isConnected }
+            // The first connect is not held.
+            publisher.publish(ByteBuffer(string: "first"), to: channel)
+            try await eventually("first") { first.all == ["first"] }
+            try await Self.kill(client: "gate-\(channel)", configuration: configuration)
+            try await eventually("reconnected") { connects.all.count == 2 && publisher.linkState.isConnected }
+            for text in sent { publisher.publish(ByteBuffer(string: text), to: channel) }
+            // One subscriber of two: held (the gate polls every 100 ms; 500 ms is five polls).
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(first.all == ["first"], "released with one subscriber of two")
+            #expect(publisher.queuedMessageCount == sent.count)
+            try await withRunning([late.run]) {
+                try await eventually("both subscribers got everything") {
+                    first.all.count == sent.count + 1 && second.all.count == sent.count
+                }
+            }
+            // Released: later messages go straight out.
+            publisher.publish(ByteBuffer(string: "after"), to: channel)
+            try await eventually("after") { first.all.last == "after" }
+        }
+        #expect(first.all == ["first"] + sent + ["after"])
+        #expect(second.all == sent)
+    }
+
+    @Test func gateReleasesAfterItsMaximumHold() async throws {
+        let configuration = try TestRedis.configuration()
+        let channel = TestRedis.uniqueChannel()
+        let received = Collector<String>()
+        let subscriber = RedisSubscriber(configuration: configuration, channels: [channel]) {
+            received.append(String(buffer: $0.payload))
+        }
+        let connects = Collector<Bool>()
+        let publisher = RedisPublisher(
+            configuration: configuration, options: Self.options(name: "gate-\(channel)"),
+            gate: SubscriberGate(channel: channel, expectedSubscribers: { 3 }, maximumHold: .milliseconds(300)),
+            onLinkStateChange: { if $0.isConnected { connects.append(true) } })
+        try await withRunning([subscriber.run, publisher.run]) {
+            try await eventually("ready") { subscriber.linkState.isConnected && publisher.linkState.isConnected }
+            try await Self.kill(client: "gate-\(channel)", configuration: configuration)
+            try await eventually("reconnected") { connects.all.count == 2 && publisher.linkState.isConnected }
+            let start = ContinuousClock.now
+            for index in 0..<5 { publisher.publish(ByteBuffer(string: "m\(index)"), to: channel) }
+            try await eventually("released") { received.all.count == 5 }
+            #expect(ContinuousClock.now - start >= .milliseconds(100), "released long before the hold was over")
+        }
+        #expect(received.all == (0..<5).map { "m\($0)" })
+    }
+
+    private static func options(name: String) -> RedisClientOptions {
+        RedisClientOptions(
+            role: "publisher", clientName: name,
+            reconnectPolicy: RedisReconnectPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(200)))
+    }
+
+    /// Closes the connection named `client` on the shared server (`CLIENT KILL ID`).
+    private static func kill(client: String, configuration: RedisConnectionConfiguration) async throws {
+        let admin = try await RedisConnection.connect(configuration: configuration)
+        defer { Task { await admin.close() } }
+        guard case .bulkString(let list?) = try await admin.send(["CLIENT", "LIST"]) else {
+            throw RESPError(message: "no client list")
+        }
+        let line = String(buffer: list).split(separator: "\n").first { $0.contains(" name=\(client) ") }
+        guard let id = line?.split(separator: " ").first(where: { $0.hasPrefix("id=") })?.dropFirst(3) else {
+            throw RESPError(message: "no client named \(client)")
+        }
+        _ = try await admin.send(["CLIENT", "KILL", "ID", String(id)])
+    }
 }
 
 /// Tests that kill, restart or freeze their own `redis-server`.
@@ -155,27 +244,35 @@ struct RedisOutageTests {
         defer { server.stop() }
         var configuration = server.configuration()
         configuration.connectTimeout = .seconds(1)
+        let log = CapturedLog()
         let publisher = RedisPublisher(
             configuration: configuration,
-            options: RedisClientOptions(role: "publisher", reconnectPolicy: Self.fast, pingInterval: .milliseconds(500))
+            options: RedisClientOptions(
+                role: "publisher", reconnectPolicy: Self.fast, pingInterval: .milliseconds(1500)),
+            logger: log.logger
         )
+        let unanswered = "did not answer PING"
         let admin = try await RedisConnection.connect(configuration: server.configuration(), pingInterval: nil)
         try await withRunning([publisher.run]) {
             try await eventually("ready") { publisher.linkState.isConnected }
-            let ready = publisher.linkState
-            // A healthy connection survives several health checks (connect PINGs: 2, then one per interval).
-            try await eventually("four health-check PINGs") {
+            // A healthy connection survives several health checks (connect PINGs: 2, then one per
+            // interval). Asked of the log, not of the link: what is under test is that no health check
+            // closed it (a reconnect for another reason, seen once on a loaded CI machine, is not).
+            try await eventually("three health-check PINGs") {
                 let stats = try await admin.send(["INFO", "commandstats"]).string ?? ""
                 let line = stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_ping:calls=") }
                 let calls = line.flatMap { Int($0.dropFirst("cmdstat_ping:calls=".count).prefix { $0.isNumber }) }
-                return (calls ?? 0) >= 6
+                return (calls ?? 0) >= 5
             }
-            #expect(publisher.linkState == ready)
+            #expect(!log.all.contains { $0.contains(unanswered) }, "\(log.all)")
+            #expect(publisher.linkState.isConnected)
             await admin.close()
             server.suspend(true)  // the socket stays open, nothing answers
             try await eventually("frozen Redis detected") { !publisher.linkState.isConnected }
+            #expect(log.all.contains { $0.contains(unanswered) && $0.contains("1500 ms") }, "\(log.all)")
             server.suspend(false)
             try await eventually("reconnected") { publisher.linkState.isConnected }
         }
     }
+
 }

@@ -85,4 +85,41 @@ struct HiredisReaderTests {
         #expect(throws: RESPError.self) { try reader.feed(ByteBuffer(string: "+OK\r\n")) }
         #expect(throws: RESPError.self) { try reader.nextReply() }
     }
+
+    /// Found by FuzzRESP (`Fuzz/FuzzRESP/regressions/huge-array-header`): hiredis 0.14 allocated the
+    /// element table of `*1111111111` (8.9 GB) on reading the header.
+    @Test func arrayHeaderOverTheLimitFailsTheReaderWithoutAllocating() throws {
+        let reader = HiredisReader()
+        try reader.feed(ByteBuffer(string: "+OK\r\n*1111111111\r\n"))
+        #expect(try reader.nextReply() == .simpleString("OK"))
+        let error = #expect(throws: RESPError.self) { try reader.nextReply() }
+        #expect(error?.message == "array of 1111111111 elements exceeds the limit of 1048576")
+        #expect(throws: RESPError.self) { try reader.nextReply() }
+    }
+
+    @Test func nestedArrayAtTheLimitIsAccepted() throws {
+        let reader = HiredisReader()
+        let limit = HiredisReader.maximumArrayElements
+        var input = ByteBuffer(string: "*2\r\n*\(limit)\r\n")
+        for _ in 0..<limit { input.writeString(":7\r\n") }
+        input.writeString("+end\r\n")
+        try reader.feed(input)
+        guard case .array(let outer?) = try reader.nextReply() else {
+            Issue.record("no array")
+            return
+        }
+        #expect(outer.count == 2)
+        guard case .array(let inner?) = outer[0] else {
+            Issue.record("no inner array")
+            return
+        }
+        #expect(inner.count == limit)
+        #expect(inner.allSatisfy { $0 == .integer(7) })
+        #expect(outer[1] == .simpleString("end"))
+        // One over, nested: refused in the child task too (the guard reaches every level).
+        let second = HiredisReader()
+        try second.feed(ByteBuffer(string: "*1\r\n*\(limit + 1)\r\n"))
+        let error = #expect(throws: RESPError.self) { try second.nextReply() }
+        #expect(error?.message == "array of \(limit + 1) elements exceeds the limit of \(limit)")
+    }
 }

@@ -278,4 +278,14 @@ struct RedisSettingsFuzzRegressionTests {
         }
         #expect(error?.problems.contains { $0.contains("more than a year") } == true, "\(String(describing: error))")
     }
+
+    /// `Fuzz/FuzzRedisURL/regressions/empty-bracketed-host`: `REDIS_HOST=[]` became an empty host
+    /// name that only failed when the first connection was attempted.
+    @Test("an empty bracketed host is a problem naming the setting")
+    func emptyBracketedHost() {
+        let error = #expect(throws: RedisSettingsError.self) {
+            try RedisClientFactory(settings: RedisSettings(host: "[]"))
+        }
+        #expect(error?.problems == ["REDIS_HOST: host \"[]\" names no address"])
+    }
 }

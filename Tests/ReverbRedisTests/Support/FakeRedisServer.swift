@@ -24,8 +24,11 @@ final class FakeRedisServer: Sendable {
             .bind(host: "127.0.0.1", port: 0).get()
     }
 
+    /// The server answers at once, so the set-up timeout only matters when a test is broken: it is
+    /// long, because a busy CI machine once kept two set-ups past the default 5 s. A test of the
+    /// timeout sets its own.
     var configuration: RedisConnectionConfiguration {
-        RedisConnectionConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port))
+        RedisConnectionConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), connectTimeout: .seconds(30))
     }
 
     func close() async {

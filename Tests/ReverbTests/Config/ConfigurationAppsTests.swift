@@ -54,7 +54,7 @@ import Testing
             "REVERB_APP_RATE_LIMITING_ENABLED": "1", "REVERB_APP_RATE_LIMIT_MAX_ATTEMPTS": "14",
             "REVERB_APP_RATE_LIMIT_DECAY_SECONDS": "15", "REVERB_APP_RATE_LIMIT_TERMINATE": "on",
             "REVERB_APP_MAX_PRESENCE_MEMBERS": "100", "REVERB_APP_MAX_PRESENCE_MEMBER_SIZE": "1024",
-            "REVERB_APP_SUBSCRIPTION_COUNT": "true",
+            "REVERB_APP_SUBSCRIPTION_COUNT": "true", "REVERB_APP_USER_AUTHENTICATION_TIMEOUT": "16",
         ]) { $1 }
         let app = try #require(try loadConfiguration(environment: environment).apps.first)
         #expect(
@@ -63,7 +63,8 @@ import Testing
                     id: "1", key: "k", secret: "s", pingInterval: 11, activityTimeout: 12, maxConnections: 13,
                     maxMessageSize: 0, acceptClientEventsFrom: .none,
                     rateLimiting: .init(enabled: true, maxAttempts: 14, decaySeconds: 15, terminateOnLimit: true),
-                    presenceLimits: .init(maxMembers: 100, maxMemberSize: 1024), subscriptionCount: true
+                    presenceLimits: .init(maxMembers: 100, maxMemberSize: 1024), subscriptionCount: true,
+                    userAuthenticationTimeout: 16
                 ))
     }
 

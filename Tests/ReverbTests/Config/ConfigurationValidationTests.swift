@@ -156,6 +156,31 @@ import Testing
             ]
         ),
         Case(
+            name: "bad routing settings",
+            environment: env.merging(["REVERB_SCALING_ROUTING": "smart", "REVERB_SCALING_BUCKETS": "1000"]) { $1 },
+            expected: [
+                #"REVERB_SCALING_ROUTING: "smart" must be broadcast or interest."#,
+                #"REVERB_SCALING_BUCKETS: "1000" is not a power of two between 1 and 65536."#,
+            ]
+        ),
+        Case(
+            name: "buckets beyond 65536, in the file",
+            environment: env,
+            file: nestedJSON(["servers", "reverb", "scaling"], #"{"buckets": 131072}"#),
+            expected: [
+                #"config/reverb.json: servers.reverb.scaling.buckets: "131072" is not a power of two between 1 and 65536."#
+            ]
+        ),
+        Case(
+            name: "interest routing over streams",
+            environment: env.merging(["REVERB_SCALING_ROUTING": "interest", "REVERB_SCALING_TRANSPORT": "streams"]) {
+                $1
+            },
+            expected: [
+                #"REVERB_SCALING_ROUTING: "interest" needs the pubsub transport (REVERB_SCALING_TRANSPORT is streams); use "broadcast" with streams."#
+            ]
+        ),
+        Case(
             name: "empty scaling channel",
             environment: env.merging(["REVERB_SCALING_CHANNEL": "(empty)"]) { $1 },
             expected: ["REVERB_SCALING_CHANNEL: must not be empty."]
@@ -202,6 +227,12 @@ import Testing
             expected: ["config/reverb.json: the top level must be an object."]
         ),
         Case(
+            // Fuzz/FuzzConfigFile/regressions/null-config-file: loaded with no apps and no problem.
+            name: "file that is only null",
+            file: " null",
+            expected: ["config/reverb.json: the top level must be an object, not null."]
+        ),
+        Case(
             name: "misplaced section",
             file: #"{"servers": {"reverb": {"scaling": true}}, "apps": {"apps": {}}}"#,
             expected: [
@@ -215,25 +246,77 @@ import Testing
             expected: [".env:7: unexpected whitespace in value."]
         ),
         Case(
-            name: "metrics enabled",
-            environment: env.merging(["REVERB_METRICS_ENABLED": "true"]) { $1 },
-            expected: ["REVERB_METRICS_ENABLED: metrics are not available in this build."]
+            name: "dashboard settings",
+            environment: env.merging(["REVERB_DASHBOARD_ENABLED": "maybe", "REVERB_DASHBOARD_PASSWORD": "short"]) {
+                $1
+            },
+            expected: [
+                #"REVERB_DASHBOARD_ENABLED: "maybe" is not a boolean (true/false, 1/0, yes/no, on/off)."#,
+                "REVERB_DASHBOARD_PASSWORD: must be at least 8 characters long.",
+            ]
         ),
         Case(
-            name: "metrics enabled in the file",
-            file: #"{"servers": {"reverb": {"metrics": {"enabled": true}}}, "apps": {"apps": [\#(app)]}}"#,
-            expected: ["config/reverb.json: servers.reverb.metrics.enabled: metrics are not available in this build."]
+            name: "dashboard password in the file",
+            file: #"{"servers": {"reverb": {"dashboard": {"password": "1234567"}}}, "apps": {"apps": [\#(app)]}}"#,
+            expected: ["config/reverb.json: servers.reverb.dashboard.password: must be at least 8 characters long."]
         ),
         Case(
-            name: "webhook variable",
-            environment: env.merging(["REVERB_APP_WEBHOOK_URL": "https://hooks.test/x"]) { $1 },
-            expected: ["REVERB_APP_WEBHOOK_URL: webhooks are not available in this build."]
+            name: "metrics port negative",
+            environment: env.merging(["REVERB_METRICS_PORT": "-1"]) { $1 },
+            expected: [#"REVERB_METRICS_PORT: "-1" is not a port number (1-65535)."#]
+        ),
+        Case(
+            name: "metrics settings in the file",
+            file: #"""
+                {"servers": {"reverb": {"metrics": {"enabled": "sometimes", "port": 0, "host": "", "prefix": "9x"}}},
+                 "apps": {"apps": [\#(app)]}}
+                """#,
+            expected: [
+                #"config/reverb.json: servers.reverb.metrics.enabled: "sometimes" is not a boolean (true/false, 1/0, yes/no, on/off)."#,
+                #"config/reverb.json: servers.reverb.metrics.port: "0" is not a port number (1-65535)."#,
+                "config/reverb.json: servers.reverb.metrics.host: must not be empty.",
+                #"config/reverb.json: servers.reverb.metrics.prefix: "9x" may contain only letters, digits, "_" and ":", and must not start with a digit."#,
+            ]
+        ),
+        Case(
+            name: "webhook URL without a scheme",
+            environment: env.merging(["REVERB_APP_WEBHOOK_URL": "hooks.example.com"]) { $1 },
+            expected: [#"REVERB_APP_WEBHOOK_URL: "hooks.example.com" is not an http or https URL."#]
+        ),
+        Case(
+            name: "unknown webhook event type",
+            environment: env.merging([
+                "REVERB_APP_WEBHOOK_URL": "https://hooks.test/x", "REVERB_APP_WEBHOOK_EVENTS": "channel_ocupied",
+            ]) { $1 },
+            expected: [
+                #"REVERB_APP_WEBHOOK_EVENTS: "channel_ocupied" is not a webhook event type (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss, subscription_count)."#
+            ]
+        ),
+        Case(
+            name: "webhook events without the URL",
+            environment: env.merging(["REVERB_APP_WEBHOOK_EVENTS": "cache_miss"]) { $1 },
+            expected: ["REVERB_APP_WEBHOOK_EVENTS: is set, but REVERB_APP_WEBHOOK_URL is not."]
         ),
         Case(
             name: "webhooks in the file",
-            file:
-                #"{"apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s", "webhooks": [{"url": "https://hooks.test"}]}]}}"#,
-            expected: ["config/reverb.json: apps.apps[0].webhooks: webhooks are not available in this build."]
+            file: #"""
+                {"apps": {"apps": [{"app_id": "1", "key": "k", "secret": "s", "webhooks": [
+                  {"url": "hooks.example.com"},
+                  {"event_types": ["cache_miss"]},
+                  {"url": "https://h.test", "event_types": ["nope"]},
+                  {"url": "https://h.test", "headers": {"X-A": 1}},
+                  {"url": "https://h.test", "filter": "presence-"},
+                  "https://h.test"
+                ]}]}}
+                """#,
+            expected: [
+                "config/reverb.json: apps.apps[0].webhooks[4].filter must be an object.",
+                "config/reverb.json: apps.apps[0].webhooks[5] must be an object.",
+                #"config/reverb.json: apps.apps[0].webhooks[0].url: "hooks.example.com" is not an http or https URL."#,
+                "config/reverb.json: apps.apps[0].webhooks[1].url is missing.",
+                #"config/reverb.json: apps.apps[0].webhooks[2].event_types: "nope" is not a webhook event type (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss, subscription_count)."#,
+                "config/reverb.json: apps.apps[0].webhooks[3].headers: header X-A: expected a string, found 1.",
+            ]
         ),
         Case(
             name: "every problem at once, one in a flag",

@@ -195,6 +195,9 @@ struct ClusterNodeTests {
         harness.node.receive(Self.entry(broadcast, sequence: 1, age: 61_000))
         let cached = harness.app.directory.withState { $0.cachedFrame(for: "cache-c", now: .now()) }
         #expect(cached.map { String(buffer: $0.payload) } == #"{"event":"E","channel":"cache-c","data":"{}"}"#)
+        #expect(harness.node.staleBroadcastCount == 1)
+        harness.node.receive(Self.entry(broadcast, sequence: 2, age: 59_000))
+        #expect(harness.node.staleBroadcastCount == 1, "inside the window: delivered, not counted")
         // A node nobody knows, whose entries are 20 s old: not brought back to life.
         let ghost = "00000000000000cc"
         harness.node.receive(
@@ -207,5 +210,83 @@ struct ClusterNodeTests {
                 origin: ghost, sequence: 2, age: 20_000))
         #expect(!harness.node.livePeers.contains(ghost))
         #expect(harness.users().isEmpty)
+    }
+}
+
+/// Signed-in users from the bus (docs.md "Scaling": `user_join`, `user_leave`, `sync_state` `users`).
+@Suite("Cluster node: signed-in users from bus messages")
+struct ClusterNodeUserTests {
+    static let peer = ClusterNodeTests.peer
+
+    func online(_ harness: ClusterNodeTests.Harness, _ identity: String) -> Bool {
+        harness.app.directory.withState { $0.isOnline(identity) }
+    }
+
+    @Test("user_join / user_leave add and remove the sender's users; sync_state replaces them; node_leave drops them")
+    func users() throws {
+        let harness = try ClusterNodeTests.Harness()
+        harness.receive(#"{"v":1,"type":"user_join","node":"\#(Self.peer)","app":"1","user_id":"u1"}"#)
+        harness.receive(#"{"v":1,"type":"user_join","node":"\#(Self.peer)","app":"1","user_id":"u2"}"#)
+        #expect(online(harness, "u1") && online(harness, "u2"))
+        harness.receive(#"{"v":1,"type":"user_leave","node":"\#(Self.peer)","app":"1","user_id":"u1"}"#)
+        #expect(!online(harness, "u1"))
+        harness.receive(
+            #"{"v":1,"type":"sync_state","node":"\#(Self.peer)","presence":{"1":{}},"occupancy":{"1":{}},"users":{"1":["u3"]}}"#
+        )
+        #expect(!online(harness, "u2") && online(harness, "u3"))
+        // A sync_state without `users` (an older node) holds none.
+        harness.receive(#"{"v":1,"type":"sync_state","node":"\#(Self.peer)","presence":{"1":{}}}"#)
+        #expect(!online(harness, "u3"))
+        harness.receive(#"{"v":1,"type":"user_join","node":"\#(Self.peer)","app":"1","user_id":"u4"}"#)
+        harness.receive(#"{"v":1,"type":"node_leave","node":"\#(Self.peer)"}"#)
+        #expect(!online(harness, "u4"))
+        #expect(harness.node.droppedMessageCount == 0)
+    }
+
+    @Test("malformed user messages are dropped and counted")
+    func malformed() throws {
+        let harness = try ClusterNodeTests.Harness()
+        for message in [
+            #"{"v":1,"type":"user_join","node":"\#(Self.peer)","app":"1"}"#,
+            #"{"v":1,"type":"user_join","node":"\#(Self.peer)","app":"1","user_id":""}"#,
+            #"{"v":1,"type":"user_join","node":"\#(Self.peer)","app":"1","user_id":5}"#,
+            #"{"v":1,"type":"user_leave","node":"\#(Self.peer)","app":"1"}"#,
+            #"{"v":1,"type":"sync_state","node":"\#(Self.peer)","presence":{"1":{}},"users":{"1":"u1"}}"#,
+            #"{"v":1,"type":"sync_state","node":"\#(Self.peer)","presence":{"1":{}},"users":{"1":[5]}}"#,
+        ] {
+            harness.receive(message)
+        }
+        #expect(harness.node.droppedMessageCount == 6)
+        #expect(harness.app.directory.withState { $0.signedInUserCount } == 0)
+    }
+
+    @Test("sync_state and user messages, byte for byte")
+    func envelopes() throws {
+        let node = "9f2c4e1a7b3d5f60"
+        #expect(
+            String(buffer: ClusterEnvelope.presence(node: node, app: "123456", announcement: .userJoin(userID: "42")))
+                == #"{"v":1,"type":"user_join","node":"9f2c4e1a7b3d5f60","app":"123456","user_id":"42"}"#)
+        #expect(
+            String(buffer: ClusterEnvelope.presence(node: node, app: "123456", announcement: .userLeave(userID: "42")))
+                == #"{"v":1,"type":"user_leave","node":"9f2c4e1a7b3d5f60","app":"123456","user_id":"42"}"#)
+        #expect(
+            String(
+                buffer: ClusterEnvelope.syncState(
+                    node: node, to: "0c7d2b9e4f1a3856", app: "123456",
+                    state: (presence: [], counts: [("#server-to-user-42", 1)], users: ["42", "u\"1"])))
+                == ##"{"v":1,"type":"sync_state","node":"9f2c4e1a7b3d5f60","to":"0c7d2b9e4f1a3856","presence":{"123456":{}},"occupancy":{"123456":{"#server-to-user-42":1}},"users":{"123456":["42","u\"1"]}}"##
+        )
+    }
+
+    @Test("a user message in this node's own name that it did not send is counted as an impersonation")
+    func impersonation() throws {
+        let harness = try ClusterNodeTests.Harness()
+        let own = harness.node.nodeID
+        harness.node.announce([.userJoin(userID: "u1")], app: "1")
+        harness.node.receive(ClusterEnvelope.presence(node: own, app: "1", announcement: .userJoin(userID: "u1")))
+        #expect(harness.node.impersonationCount == 0)
+        harness.receive(#"{"v":1,"type":"user_join","node":"\#(own)","app":"1","user_id":"ghost"}"#)
+        #expect(harness.node.impersonationCount == 1)
+        #expect(!online(harness, "ghost"))
     }
 }

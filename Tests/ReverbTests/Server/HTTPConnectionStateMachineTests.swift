@@ -39,6 +39,23 @@ struct HTTPConnectionStateMachineTests {
         #expect(machine.receivedEnd(now: now) == .dispatch(head: head, route: .up, body: ByteBuffer()))
     }
 
+    /// `Fuzz/FuzzHTTPRequest/regressions/query-after-combining-mark`: split Character-wise, `?`
+    /// followed by U+0301 is one Character, so the connection routed the whole target as the path
+    /// (channel `presence-room?\u{301}info=user_count`) while the API signed `presence-room`.
+    @Test("the path ends at the first ? byte, even when a combining mark follows it")
+    func queryAfterCombiningMark() {
+        var machine = Self.machine()
+        _ = machine.channelActive(now: Self.t0)
+        let head = Self.head(.GET, "/apps/1/channels/presence-room?\u{301}info=user_count")
+        #expect(machine.receivedHead(head, now: Self.t0) == .none)
+        #expect(
+            machine.receivedEnd(now: Self.t0)
+                == .dispatch(head: head, route: .channel(appID: "1", channel: "presence-room"), body: ByteBuffer()))
+        let request = HTTPAPIRequest(head: head, body: ByteBuffer())
+        #expect(request.rawPath == "/apps/1/channels/presence-room")
+        #expect(request.rawQuery == "\u{301}info=user_count")
+    }
+
     @Test("opening arms the idle timer for 15 s")
     func opening() {
         var machine = Self.machine()

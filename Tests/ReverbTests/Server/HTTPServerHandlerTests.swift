@@ -174,4 +174,28 @@ struct HTTPServerHandlerTests {
         #expect(!channel.isActive)
         #expect(closed != nil)
     }
+
+    /// `Fuzz/FuzzHTTPRequest/regressions/upgrade-then-frame-with-tab-after-upgrade`: llhttp does not
+    /// take `Connection: Upgrade<TAB>` for an upgrade, so it went on parsing the frame behind the head
+    /// as HTTP; the pipelining handler held the parser error back and, removed after this handler,
+    /// delivered it to the end of the pipeline on an open channel.
+    @Test("frame bytes behind an upgrade request llhttp does not see as one: no 101, the connection closes")
+    func upgradeWithTabThenEarlyFrame() throws {
+        let bytes =
+            Array(
+                "GET /app/key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\t\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jVQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                    .utf8) + [
+                0x81, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc,
+                0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0xbc,
+                0xbc, 0xbc, 0xbc, 0xbc, 0xbc, 0x97, 0x37, 0xfa, 0x21, 0x3d, 0x4c, 0xd8, 0x44, 0x4b, 0x52, 0x94, 0x55,
+                0x1f, 0x0d, 0xd8, 0x51, 0x48, 0x44, 0x0d, 0x0a, 0x92, 0x44, 0x4f, 0x0d, 0x8a, 0x48, 0x53, 0x50, 0xd8,
+                0x5c,
+            ]
+        for start in stride(from: 0, to: bytes.count, by: 9) where channel.isActive {
+            try channel.writeInbound(ByteBuffer(bytes: bytes[start..<min(bytes.count, start + 9)]))
+            (channel.eventLoop as! EmbeddedEventLoop).run()
+        }
+        #expect(!channel.isActive)
+        #expect(try output() == "", "nothing answered: the request turned out to be followed by garbage")
+    }
 }

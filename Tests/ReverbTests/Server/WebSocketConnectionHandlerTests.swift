@@ -145,10 +145,15 @@ struct WebSocketConnectionHandlerTests {
         text(#"{"event":"pusher:error","data":"{\"code\":\#(code),\"message\":\"\#(message)\"}"}"#)
     }
 
-    /// A masked client frame (payloads under 126 bytes).
+    /// A masked client frame (payloads under 64 KiB).
     static func clientFrame(_ opcode: UInt8, _ payload: [UInt8], fin: Bool = true) -> [UInt8] {
         let mask: [UInt8] = [0x37, 0xFA, 0x21, 0x3D]
-        var bytes: [UInt8] = [(fin ? 0x80 : 0) | opcode, 0x80 | UInt8(payload.count)]
+        var bytes: [UInt8] = [(fin ? 0x80 : 0) | opcode]
+        if payload.count < 126 {
+            bytes.append(0x80 | UInt8(payload.count))
+        } else {
+            bytes += [0x80 | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+        }
         bytes += mask
         for (index, byte) in payload.enumerated() { bytes.append(byte ^ mask[index % 4]) }
         return bytes
@@ -433,6 +438,38 @@ struct WebSocketConnectionHandlerTests {
                 try connection.written()
                     == Self.text(Self.pong) + Self.error(4301, "Rate limit exceeded")
                     + Self.close(1008, "Rate limit exceeded"))
+        }
+    }
+
+    // MARK: Sign-in timeout
+
+    @Test("§13.5 not signed in T s after connection_established → 4009 frame, Close 4009; a sign-in stops the clock")
+    func userAuthenticationTimeout() throws {
+        var app = Self.app()
+        app.userAuthenticationTimeout = 2
+        try Self.withServer(app) { server in
+            let idle = try server.connectEstablished()
+            let signed = try server.connectEstablished()
+            server.loop.advanceTime(by: .seconds(1))
+            let userData = #"{"id":"1"}"#
+            let auth = UserAuthentication.auth(
+                key: "key", secret: "secret", socketID: signed.handler.socketID, userData: userData)
+            try signed.send(
+                text: #"{"event":"pusher:signin","data":{"auth":"\#(auth)","user_data":"{\"id\":\"1\"}"}}"#)
+            #expect(
+                try signed.written()
+                    == Self.text(
+                        #"{"event":"pusher:signin_success","data":"{\"user_data\":\"{\\\"id\\\":\\\"1\\\"}\"}"}"#))
+            server.loop.advanceTime(by: .milliseconds(999))
+            #expect(try idle.written().isEmpty)
+            server.loop.advanceTime(by: .milliseconds(1))
+            #expect(
+                try idle.written()
+                    == Self.error(4009, "Connection not authorized within timeout.")
+                    + Self.close(4009, "Connection not authorized within timeout."))
+            server.loop.advanceTime(by: .seconds(10))
+            #expect(try signed.written().isEmpty)
+            #expect(signed.channel.isActive && signed.handler.stateMachine.state == .open)
         }
     }
 }

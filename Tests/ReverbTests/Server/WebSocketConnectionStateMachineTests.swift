@@ -246,3 +246,44 @@ struct WebSocketConnectionStateMachineTests {
         #expect(action == .init(autoRead: false, slowConsumerTimer: .none))
     }
 }
+
+/// `user_authentication_timeout` (`protocol.md` §13.5) with explicit times.
+@Suite("WebSocket connection state machine: sign-in timeout")
+struct UserAuthenticationTimeoutTests {
+    typealias Machine = WebSocketConnectionStateMachineTests
+
+    @Test("off at 0; fires at T unless a sign-in succeeded; never after our Close")
+    func timeout() throws {
+        var off = Machine.opened()
+        let none = off.startUserAuthenticationTimeout(seconds: 0, now: Machine.start)
+        #expect(none == nil)
+
+        var machine = Machine.opened()
+        let deadline = try Machine.unwrap(machine.startUserAuthenticationTimeout(seconds: 3, now: Machine.start))
+        #expect(deadline == Machine.at(seconds: 3))
+        let early = machine.userAuthenticationTimerFired(now: Machine.at(seconds: 2.9))
+        let onTime = machine.userAuthenticationTimerFired(now: Machine.at(seconds: 3))
+        let again = machine.userAuthenticationTimerFired(now: Machine.at(seconds: 4))
+        #expect(!early && onTime && !again, "fires once, at the deadline")
+
+        var signedIn = Machine.opened()
+        _ = signedIn.startUserAuthenticationTimeout(seconds: 3, now: Machine.start)
+        let cancel = signedIn.signInSucceeded()
+        let fired = signedIn.userAuthenticationTimerFired(now: Machine.at(seconds: 3))
+        let cancelAgain = signedIn.signInSucceeded()
+        #expect(cancel && !fired && !cancelAgain)
+
+        var closing = Machine.opened()
+        _ = closing.startUserAuthenticationTimeout(seconds: 3, now: Machine.start)
+        _ = closing.close(code: .normalClosure, reason: "", now: Machine.at(seconds: 1))
+        let afterClose = closing.userAuthenticationTimerFired(now: Machine.at(seconds: 3))
+        #expect(!afterClose)
+    }
+
+    @Test("a huge timeout is clamped instead of trapping")
+    func huge() throws {
+        var machine = Machine.opened()
+        let deadline = try Machine.unwrap(machine.startUserAuthenticationTimeout(seconds: .max, now: Machine.start))
+        #expect(deadline > Machine.at(seconds: 3e9))
+    }
+}
